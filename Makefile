@@ -1,0 +1,43 @@
+# jitbt: a dynamic binary translator for x86-64 Linux programs.
+#   make run     set up everything (virtual environment, guest programs) and run a guest under jitbt
+#   make test    run the test suite
+#   make guests  build the guest programs
+#   make clean   remove what the build made
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Debian packages the build and the tests need: command -> package
+DEBS   := gcc:gcc make:make readelf:binutils
+
+.PHONY: run test guests deps venv clean
+
+run: venv guests
+	$(BIN)/jitbt run guests/build/hello
+	$(BIN)/jitbt run --stats guests/build/crc32-O2
+
+test: venv guests
+	$(BIN)/python -m pytest -q -n 2 tests
+
+guests: deps
+	$(MAKE) -s -C guests
+
+# Install missing Debian packages (CI machines start with only what this Makefile installs).
+deps:
+	@missing=""; for pair in $(DEBS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	$(MAKE) -s -C guests clean
+	rm -rf $(VENV) *.egg-info .pytest_cache

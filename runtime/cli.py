@@ -1,0 +1,119 @@
+"""The ``jitbt`` command.
+
+    jitbt run [--stats] [--strace] [--strict] [-O LEVEL] PROGRAM [ARGS...]
+    jitbt blocks PROGRAM [--at ADDRESS] [--count N] [--optimised]
+
+Every problem jitbt meets is reported as one line on stderr with a non-zero exit status; a Python
+traceback reaching the user is a bug.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import JitbtError
+
+
+def _int(text: str) -> int:
+    return int(text, 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jitbt", description="Run x86-64 Linux programs through a "
+                                "dynamic binary translator built on capstone and LLVM.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a static x86-64 Linux program")
+    r.add_argument("--stats", action="store_true", help="print translation and run statistics "
+                   "to stderr when the guest exits")
+    r.add_argument("--strace", action="store_true", help="print each guest syscall to stderr")
+    r.add_argument("--strict", action="store_true", help="an unimplemented syscall is fatal")
+    r.add_argument("-O", dest="opt_level", type=int, default=2, choices=(0, 1, 2, 3),
+                   help="LLVM optimisation level for translated code (default 2)")
+    r.add_argument("program")
+    r.add_argument("args", nargs=argparse.REMAINDER)
+    b = sub.add_parser("blocks", help="show the basic blocks from an address and their LLVM IR")
+    b.add_argument("program")
+    b.add_argument("--at", type=_int, help="guest address (default: the entry point)")
+    b.add_argument("--count", type=int, default=4, help="how many blocks to show, following "
+                   "direct branches (default 4)")
+    b.add_argument("--optimised", action="store_true", help="show the IR after optimisation")
+    b.add_argument("--no-ir", action="store_true", help="show the instructions only")
+    return p
+
+
+def cmd_run(a) -> int:
+    from .machine import Machine, Options
+    m = Machine(Options(opt_level=a.opt_level, stats=a.stats, strace=a.strace, strict=a.strict))
+    argv = [os.fsencode(a.program)] + [os.fsencode(x) for x in a.args]
+    envp = [os.fsencode(f"{k}={v}") for k, v in os.environ.items()]
+    m.load(a.program, argv, envp)
+    status = m.run()
+    if a.stats:
+        sys.stderr.write(m.stats_text())
+    return status
+
+
+def cmd_blocks(a) -> int:
+    from translator.lifter import module_text
+
+    from .machine import Machine, Options
+    m = Machine(Options(opt_level=2))
+    m.load(a.program, [os.fsencode(a.program)], [])
+    tr = m.translator
+    start = a.at if a.at is not None else m.image.entry
+    if not m.mem.fetch(start, 1):
+        raise JitbtError(f"{start:#x} is not in executable guest memory")
+    blocks = tr.decode_region(start, a.count)
+    out = sys.stdout
+    for block in blocks:
+        out.write(f"block {block.start:#x}..{block.end:#x} ({len(block.insns)} instructions)\n")
+        for insn in block.insns:
+            note = f"   ; {insn.rule.action}: {insn.rule.reason}" if insn.rule else ""
+            if not insn.rule and insn.mnemonic not in _semantics():
+                note = "   ; no semantics yet: runs as SIGILL"
+            out.write(f"  {insn.describe()}{note}\n")
+        if block.fetch_fault is not None:
+            out.write(f"  {block.fetch_fault:#x}: (not executable: fetch faults with SIGSEGV)\n")
+        succ = ", ".join(hex(s) for s in block.successors()) or "(decided at run time)"
+        out.write(f"  successors: {succ}\n")
+        if not a.no_ir:
+            name = f"b_{block.start:x}"
+            text, used = tr.lifter.lift(block, name)
+            if a.optimised:
+                ir = tr.codegen.optimised_ir(module_text([text], used))
+                text = ir[ir.index(f"define i32 @{name}"):]
+                text = text[:text.index("\n}\n") + 3]
+            out.write("\n" + text + "\n")
+    return 0
+
+
+def _semantics():
+    from translator.semantics import SEMANTICS
+    return SEMANTICS
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        return cmd_blocks(args)
+    except JitbtError as e:
+        sys.stderr.write(f"jitbt: {e}\n")
+        return e.exit_status
+    except KeyboardInterrupt:
+        sys.stderr.write("jitbt: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 141
+    except Exception as e:  # a bug in jitbt: still one line, with how to get the details
+        if os.environ.get("JITBT_DEBUG"):
+            raise
+        sys.stderr.write(f"jitbt: internal error: {type(e).__name__}: {e} "
+                         f"(set JITBT_DEBUG=1 for a traceback)\n")
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

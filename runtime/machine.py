@@ -1,0 +1,199 @@
+"""A guest process: memory, CPU state, translator and dispatcher, and the loop that runs it.
+
+The loop is QEMU's pair of nested loops kept small: the native dispatcher runs blocks until it
+needs the runtime; Python then serves what it asked for (translate a missing block, a syscall, a
+cpuid or rdtsc, a fault) and re-enters::
+
+    m = Machine(Options())
+    m.load("guests/build/hello", ["hello"], [b"HOME=/"])
+    status = m.run()
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+from translator import Translator
+from translator.rewrite import HELPER_CPUID, HELPER_RDTSC, HELPER_RDTSCP
+from translator.state import SIGILL, CPUState, Exit
+
+from . import cpu
+from .dispatcher import Dispatcher
+from .loader import build_stack, load_elf
+from .memory import GuestMemory
+from .syscalls import GuestExit, do_syscall
+
+BUDGET = 1 << 20          # blocks run natively before Python gets a look
+
+
+@dataclass
+class Options:
+    opt_level: int = 2
+    stats: bool = False
+    strace: bool = False
+    strict: bool = False
+    region_blocks: int = 32
+
+
+class GuestTerminated(Exception):
+    """The guest died of a signal; jitbt exits with 128 + signal after one line of explanation."""
+
+    def __init__(self, signo: int, message: str):
+        super().__init__(message)
+        self.signo = signo
+
+
+def signal_name(signo: int) -> str:
+    try:
+        return signal.Signals(signo).name
+    except ValueError:
+        return f"signal {signo}"
+
+
+class Machine:
+    def __init__(self, options: Options | None = None, stderr=None):
+        self.options = options or Options()
+        self.strace = self.options.strace
+        self.stderr = stderr or sys.stderr
+        self.mem = GuestMemory()
+        self.state = CPUState()
+        self.state_addr = ctypes.addressof(self.state)
+        self.translator = Translator(self.mem.fetch, opt_level=self.options.opt_level,
+                                     region_blocks=self.options.region_blocks)
+        self.dispatcher = Dispatcher(self.translator.codegen)
+        self.translator.cache.on_evict = self.dispatcher.remove
+        self.mem.on_unmap = self._code_unmapped
+        self.fds = {0: 0, 1: 1, 2: 2}
+        self.brk_start = self.brk = self.brk_limit = 0
+        self.unimplemented: dict[int, int] = {}
+        self.seconds_run = 0.0
+        self.exit_counts = {name: 0 for name in Exit.NAMES.values()}
+
+    # ---- setup -------------------------------------------------------------------------------
+    def load(self, path: str, argv: list[bytes], envp: list[bytes]) -> None:
+        self.image = image = load_elf(path, self.mem)
+        sp = build_stack(self.mem, image, argv, envp)
+        self.brk_start = self.brk = image.brk
+        self.brk_limit = image.brk + (1 << 30)
+        self.state.gpr[4] = sp
+        self.state.rip = image.entry
+        self.state.mxcsr = 0x1F80
+
+    def _code_unmapped(self, start: int, end: int) -> None:
+        for t in self.translator.cache.invalidate_range(start, end):
+            self.dispatcher.remove(t)
+
+    # ---- running -----------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run the guest to its end; returns the exit status (128 + signal for a fatal signal)."""
+        t0 = time.perf_counter()
+        try:
+            self._loop()
+        except GuestExit as e:
+            return e.status
+        except GuestTerminated as e:
+            self.report(e.args[0])
+            return 128 + e.signo
+        finally:
+            self.seconds_run = time.perf_counter() - t0
+        raise AssertionError("unreachable")
+
+    def _loop(self) -> None:
+        st, disp = self.state, self.dispatcher
+        mem_base, perm_base = self.mem.base, self.mem.perm_base
+        names = Exit.NAMES
+        while True:
+            code = disp.run(self.state_addr, mem_base, perm_base, BUDGET)
+            self.exit_counts[names.get(code, "?")] = self.exit_counts.get(names.get(code, "?"), 0) + 1
+            if code == Exit.MISS:
+                disp.insert(self.translator.lookup(st.rip))
+            elif code == Exit.SYSCALL:
+                do_syscall(self)
+            elif code == Exit.HELPER:
+                self._helper(st.exit_arg)
+            elif code == Exit.FAULT:
+                self.fault(st.fault_sig, st.fault_addr)
+            elif code == Exit.UNSUPPORTED:
+                self.unsupported(st.rip)
+            elif code != Exit.BUDGET:
+                raise RuntimeError(f"translated code returned unknown exit code {code}")
+
+    def _helper(self, which: int) -> None:
+        st = self.state
+        if which == HELPER_CPUID:
+            regs = cpu.cpuid(st.gpr[0] & 0xFFFFFFFF, st.gpr[1] & 0xFFFFFFFF)
+            for reg, value in zip((0, 3, 1, 2), regs):
+                st.gpr[reg] = value
+        elif which in (HELPER_RDTSC, HELPER_RDTSCP):
+            tsc = time.monotonic_ns()
+            st.gpr[0] = tsc & 0xFFFFFFFF
+            st.gpr[2] = (tsc >> 32) & 0xFFFFFFFF
+            if which == HELPER_RDTSCP:
+                st.gpr[1] = 0
+        else:
+            raise RuntimeError(f"unknown helper {which}")
+
+    def describe_insn(self, address: int) -> str:
+        from translator.decoder import disassemble
+        code = self.mem.fetch(address, 15)
+        insns = disassemble(code, address)[:1]
+        if insns:
+            return insns[0].describe()
+        return f"{address:#x}: {code[:8].hex(' ')}  (bad)" if code else f"{address:#x}: (not executable)"
+
+    def fault(self, signo: int, addr: int) -> None:
+        """A guest fault. No guest signal handlers yet: the default action ends the process."""
+        where = self.describe_insn(self.state.rip)
+        extra = f", accessing {addr:#x}" if signo == 11 and addr else ""
+        raise GuestTerminated(signo, f"guest killed by {signal_name(signo)} at {where}{extra}")
+
+    def unsupported(self, address: int) -> None:
+        raise GuestTerminated(SIGILL, f"unsupported instruction at {self.describe_insn(address)} "
+                                      f"(no semantics yet); guest killed by SIGILL")
+
+    def unimplemented_syscall(self, nr: int) -> None:
+        first = nr not in self.unimplemented
+        self.unimplemented[nr] = self.unimplemented.get(nr, 0) + 1
+        if self.options.strict:
+            raise GuestTerminated(31, f"unimplemented syscall {nr} (--strict)")
+        if first:
+            self.report(f"unimplemented syscall {nr}, returning -ENOSYS")
+
+    # ---- reporting ---------------------------------------------------------------------------
+    def report(self, line: str) -> None:
+        self.stderr.write(f"jitbt: {line}\n")
+        self.stderr.flush()
+
+    def strace_line(self, line: str) -> None:
+        self.stderr.write(f"[{os.getpid()}] {line}\n")
+        self.stderr.flush()
+
+    def stats_text(self) -> str:
+        s, cg, cache = self.translator.stats, self.translator.codegen, self.translator.cache
+        native_hits = self.state.hits
+        exec_s = max(0.0, self.seconds_run - s.seconds_decode - s.seconds_ir - cg.seconds_parse
+                     - cg.seconds_compile)
+        rows = [
+            ("blocks translated", f"{s.blocks}"),
+            ("guest instructions translated", f"{s.insns}"),
+            ("LLVM modules compiled", f"{s.modules}"),
+            ("blocks executed (native dispatch)", f"{native_hits}"),
+            ("block cache hits", f"{cache.hits}"),
+            ("block cache misses", f"{cache.misses}"),
+            ("returns to the runtime", ", ".join(f"{k} {v}" for k, v in self.exit_counts.items() if v)),
+            ("time decoding", f"{s.seconds_decode:.4f} s"),
+            ("time building IR", f"{s.seconds_ir:.4f} s"),
+            ("time parsing IR", f"{cg.seconds_parse:.4f} s"),
+            ("time optimising + compiling", f"{cg.seconds_compile:.4f} s"),
+            ("time executing (rest of run)", f"{exec_s:.4f} s"),
+            ("total run time", f"{self.seconds_run:.4f} s"),
+        ]
+        if self.unimplemented:
+            rows.append(("unimplemented syscalls", ", ".join(f"{n} ({c}x)" for n, c in
+                                                             sorted(self.unimplemented.items()))))
+        width = max(len(k) for k, _ in rows)
+        return "jitbt stats:\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows) + "\n"

@@ -1,0 +1,94 @@
+"""jitbt's translator: guest machine code in, host code out.
+
+decoder (capstone) -> blocks -> lifter + semantics (LLVM IR text) -> codegen (llvmlite MCJIT),
+with sensitive instructions classified by the rewrite rules and results kept in the block cache::
+
+    from translator import Translator
+    tr = Translator(fetch)                 # fetch(addr, n) -> executable guest bytes
+    t = tr.translate(0x401000)             # -> cache.Translation (host function address in t.host)
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+
+from .cache import BlockCache, Translation
+from .codegen import Codegen
+from .decoder import Decoder
+from .lifter import Lifter, module_text
+
+VERSION = "0.1.0"
+
+
+@dataclass
+class Stats:
+    blocks: int = 0
+    insns: int = 0
+    modules: int = 0
+    seconds_decode: float = 0.0
+    seconds_ir: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class Translator:
+    def __init__(self, fetch, opt_level: int = 2, region_blocks: int = 32, cache_size: int = 1 << 16,
+                 checked_memory: bool = True):
+        self.fetch = fetch
+        self.decoder = Decoder()
+        self.lifter = Lifter(checked_memory=checked_memory)
+        self.codegen = Codegen(opt_level)
+        self.region_blocks = region_blocks
+        self.cache = BlockCache(cache_size, key=(opt_level, checked_memory))
+        self.stats = Stats()
+        self._serial = itertools.count(1)
+
+    def lookup(self, address: int) -> Translation:
+        """The translation of the block at `address`, translating a region around it on a miss."""
+        t = self.cache.get(address)
+        if t is None:
+            self.translate_region(address)
+            t = self.cache._lru[(address,) + self.cache.key]
+        return t
+
+    def decode_region(self, address: int, max_blocks: int | None = None):
+        """Blocks reachable from `address` by direct branches, not yet translated (breadth first)."""
+        limit = max_blocks or self.region_blocks
+        blocks, seen, todo = [], {address}, [address]
+        while todo and len(blocks) < limit:
+            addr = todo.pop(0)
+            block = self.decoder.decode_block(self.fetch, addr)
+            blocks.append(block)
+            for succ in block.successors():
+                if succ not in seen and succ not in self.cache and self.fetch(succ, 1):
+                    seen.add(succ)
+                    todo.append(succ)
+        return blocks
+
+    def translate_region(self, address: int) -> list[Translation]:
+        t0 = time.perf_counter()
+        blocks = self.decode_region(address)
+        t1 = time.perf_counter()
+        functions, names, intrinsics = [], [], set()
+        for block in blocks:
+            name = f"b_{block.start:x}_{next(self._serial)}"
+            text, used = self.lifter.lift(block, name)
+            functions.append(text)
+            names.append(name)
+            intrinsics |= used
+        ir = module_text(functions, intrinsics)
+        t2 = time.perf_counter()
+        addrs = self.codegen.compile(ir, names)
+        out = []
+        for block, name in zip(blocks, names):
+            t = Translation(block.start, max(block.end, block.start + 1), addrs[name],
+                            len(block.insns), name)
+            self.cache.put(t)
+            out.append(t)
+        s = self.stats
+        s.blocks += len(blocks)
+        s.insns += sum(len(b.insns) for b in blocks)
+        s.modules += 1
+        s.seconds_decode += t1 - t0
+        s.seconds_ir += t2 - t1
+        return out

@@ -1,0 +1,95 @@
+"""The block cache: translated blocks keyed by guest address and everything that shapes the code.
+
+Bounded (LRU, cachetools) and indexed by guest page, so that a write into translated code can drop
+exactly the blocks on the pages it touches. Eviction is reported to a listener (the dispatcher's
+native lookup table must forget the block too)::
+
+    cache = BlockCache(maxsize=65536, key=("block",))
+    cache.put(Translation(0x401000, 0x401020, host_addr, 7, "b_401000_1"))
+    cache.get(0x401000)                          # -> Translation or None (counted hit/miss)
+    cache.invalidate_range(0x401000, 0x402000)    # -> the translations removed
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cachetools import LRUCache
+
+from .state import PAGE_SHIFT
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    address: int      # first guest byte
+    end: int          # one past the last guest byte
+    host: int         # host address of the compiled function
+    ninsns: int
+    name: str
+
+    def pages(self) -> range:
+        return range(self.address >> PAGE_SHIFT, ((max(self.end, self.address + 1) - 1) >> PAGE_SHIFT) + 1)
+
+
+class _LRU(LRUCache):
+    def __init__(self, maxsize, on_evict):
+        super().__init__(maxsize)
+        self._on_evict = on_evict
+
+    def popitem(self):
+        key, value = super().popitem()
+        self._on_evict(key, value)
+        return key, value
+
+
+class BlockCache:
+    def __init__(self, maxsize: int = 1 << 16, key: tuple = (), on_evict=None):
+        self.key = key                 # the knobs that change generated code (level, CPU model)
+        self._lru = _LRU(maxsize, self._evicted)
+        self._by_page: dict[int, set] = {}
+        self.on_evict = on_evict
+        self.hits = 0
+        self.misses = 0
+
+    def _evicted(self, key, t: Translation) -> None:
+        self._unindex(t)
+        if self.on_evict:
+            self.on_evict(t)
+
+    def _unindex(self, t: Translation) -> None:
+        for page in t.pages():
+            s = self._by_page.get(page)
+            if s is not None:
+                s.discard(t.address)
+                if not s:
+                    del self._by_page[page]
+
+    def get(self, address: int) -> Translation | None:
+        t = self._lru.get((address,) + self.key)
+        if t is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return t
+
+    def __contains__(self, address: int) -> bool:
+        return (address,) + self.key in self._lru
+
+    def put(self, t: Translation) -> None:
+        self._lru[(t.address,) + self.key] = t
+        for page in t.pages():
+            self._by_page.setdefault(page, set()).add(t.address)
+
+    def invalidate_range(self, start: int, end: int) -> list[Translation]:
+        """Drop every translation whose guest bytes overlap [start, end)."""
+        removed = []
+        for page in range(start >> PAGE_SHIFT, ((end - 1) >> PAGE_SHIFT) + 1):
+            for addr in list(self._by_page.get(page, ())):
+                t = self._lru.get((addr,) + self.key)
+                if t is not None and t.address < end and t.end > start:
+                    del self._lru[(addr,) + self.key]
+                    self._unindex(t)
+                    removed.append(t)
+        return removed
+
+    def __len__(self) -> int:
+        return len(self._lru)

@@ -1,0 +1,385 @@
+"""Lift decoded blocks to LLVM IR functions.
+
+One guest block becomes one function ``i32 @name(ptr noalias %st, ptr noalias %mem, ptr %perm)``:
+``st`` is the guest CPU state (translator/state.py), ``mem`` the host base of guest memory and
+``perm`` the page permission table. It returns an ``Exit`` code after storing the guest address to
+continue at in ``st.rip``::
+
+    from translator.lifter import Lifter
+    text = Lifter().lift(block, "b_401000")     # the function's IR text
+
+The lifter is the vocabulary that semantics (translator/semantics/) are written in: operand reads
+and writes generic over kind and width, checked guest memory, flag helpers and condition codes.
+"""
+from __future__ import annotations
+
+from .irbuilder import IRBuilder, const, ty
+from .semantics import SEMANTICS
+from .state import (ADDRESS_LIMIT, GPR_NAMES, LLVM_TYPE, PAGE_SHIFT, PERM_R, PERM_W, SIGSEGV,
+                    Exit, field_index)
+
+MODULE_HEADER = f"""%State = type {LLVM_TYPE}
+
+define internal i32 @fault(ptr %st, i64 %rip, i64 %addr, i32 %sig) cold noinline {{
+  %p1 = getelementptr %State, ptr %st, i64 0, i32 {field_index("rip")}
+  store i64 %rip, ptr %p1
+  %p2 = getelementptr %State, ptr %st, i64 0, i32 {field_index("fault_addr")}
+  store i64 %addr, ptr %p2
+  %p3 = getelementptr %State, ptr %st, i64 0, i32 {field_index("fault_sig")}
+  store i32 %sig, ptr %p3
+  ret i32 {Exit.FAULT}
+}}
+"""
+
+FUNCTION_ARGS = "ptr noalias %st, ptr noalias %mem, ptr noalias readonly %perm"
+
+# condition code -> (flag expression kind)
+CONDITIONS = {
+    "o": "of", "no": "!of", "b": "cf", "ae": "!cf", "e": "zf", "ne": "!zf",
+    "be": "cf|zf", "a": "!(cf|zf)", "s": "sf", "ns": "!sf", "p": "pf", "np": "!pf",
+    "l": "sf^of", "ge": "!(sf^of)", "le": "zf|(sf^of)", "g": "!(zf|(sf^of))",
+}
+
+
+class Unsupported(Exception):
+    """Raised by a semantic for an operand form it does not handle (becomes an UNSUPPORTED exit)."""
+
+
+class Lifter:
+    def __init__(self, checked_memory: bool = True):
+        self.checked = checked_memory
+
+    def lift(self, block, name: str) -> str:
+        fn = FunctionLifter(self, block)
+        body = fn.run()
+        return (f"define i32 @{name}({FUNCTION_ARGS}) {{\nentry:\n"
+                + "\n".join(fn.entry) + "\n" + body + "\n}\n"), fn.b.intrinsics
+
+
+class FunctionLifter:
+    """Builds the IR of one block. Semantics receive this object as ``L``."""
+
+    def __init__(self, lifter: Lifter, block):
+        self.lifter = lifter
+        self.block = block
+        self.b = IRBuilder()
+        self.entry: list[str] = []
+        self._ptrs: dict[tuple, str] = {}
+        self.insn = None
+
+    # ---- driving ---------------------------------------------------------------------------
+    def run(self) -> str:
+        b = self.b
+        for insn in self.block.insns:
+            self.insn = insn
+            rule = insn.rule
+            if rule is not None:
+                self._rewrite(insn, rule)
+                continue
+            sem = SEMANTICS.get(insn.mnemonic)
+            if sem is None or not insn.ops and insn.mnemonic.startswith("(unsupported"):
+                self._exit_at(insn.address, Exit.UNSUPPORTED)
+                break
+            mark = len(b.lines), b.n, set(b.intrinsics)
+            try:
+                sem.fn(self, insn)
+            except Unsupported:
+                del b.lines[mark[0]:]
+                b.terminated = False
+                self._exit_at(insn.address, Exit.UNSUPPORTED)
+                break
+            if b.terminated:
+                break
+        if not b.terminated:
+            if self.block.fetch_fault is not None:
+                addr = self.block.fetch_fault
+                r = b.emit(f"call i32 @fault(ptr %st, i64 {const(addr, 64)}, "
+                           f"i64 {const(addr, 64)}, i32 {SIGSEGV})")
+                b.stmt(f"ret i32 {r}")
+            else:
+                self._exit_at(self.block.end, Exit.CONTINUE)
+        return b.text()
+
+    def _rewrite(self, insn, rule) -> None:
+        b = self.b
+        if rule.action == "exit":
+            if rule.helper:
+                b.stmt(f"store i64 {rule.helper}, ptr {self.ptr('exit_arg')}")
+            self._exit_at(insn.next, rule.code)
+        else:
+            rip = insn.next if rule.after else insn.address
+            r = b.emit(f"call i32 @fault(ptr %st, i64 {const(rip, 64)}, i64 0, i32 {rule.signal})")
+            b.stmt(f"ret i32 {r}")
+
+    def _exit_at(self, address: int, code: int) -> None:
+        self.b.stmt(f"store i64 {const(address, 64)}, ptr {self.ptr('rip')}")
+        self.b.stmt(f"ret i32 {code}")
+
+    # ---- state -----------------------------------------------------------------------------
+    def ptr(self, field: str, index: int | None = None) -> str:
+        """Pointer to a state field, computed once in the entry block."""
+        key = (field, index)
+        p = self._ptrs.get(key)
+        if p is None:
+            p = f"%p_{field}{'' if index is None else index}"
+            idx = f", i64 {index}" if index is not None else ""
+            self.entry.append(f"  {p} = getelementptr %State, ptr %st, i64 0, i32 {field_index(field)}{idx}")
+            self._ptrs[key] = p
+        return p
+
+    def get_gpr(self, index: int, size: int = 8, high: bool = False) -> str:
+        b = self.b
+        v = b.emit(f"load i64, ptr {self.ptr('gpr', index)}")
+        if high:
+            v = b.emit(f"lshr i64 {v}, 8")
+        if size < 8:
+            v = b.emit(f"trunc i64 {v} to i{size * 8}")
+        return v
+
+    def set_gpr(self, index: int, value: str, size: int = 8, high: bool = False) -> None:
+        """Write a register the way x86-64 does: 32-bit writes zero-extend, 8/16-bit writes merge."""
+        b = self.b
+        p = self.ptr("gpr", index)
+        if size == 8:
+            b.stmt(f"store i64 {value}, ptr {p}")
+            return
+        wide = b.emit(f"zext i{size * 8} {value} to i64")
+        if size == 4:
+            b.stmt(f"store i64 {wide}, ptr {p}")
+            return
+        old = b.emit(f"load i64, ptr {p}")
+        shift = 8 if high else 0
+        mask = ((1 << (size * 8)) - 1) << shift
+        kept = b.emit(f"and i64 {old}, {const(~mask, 64)}")
+        if shift:
+            wide = b.emit(f"shl i64 {wide}, {shift}")
+        b.stmt(f"store i64 {b.emit(f'or i64 {kept}, {wide}')}, ptr {p}")
+
+    def get_flag(self, name: str) -> str:
+        """A flag as an i1."""
+        v = self.b.emit(f"load i8, ptr {self.ptr(name)}")
+        return self.b.emit(f"trunc i8 {v} to i1")
+
+    def set_flag(self, name: str, bit: str) -> None:
+        """Set a flag from an i1 value (or the literal 0 / 1)."""
+        if bit in ("0", "1", "true", "false"):
+            value = "1" if bit in ("1", "true") else "0"
+        else:
+            value = self.b.emit(f"zext i1 {bit} to i8")
+        self.b.stmt(f"store i8 {value}, ptr {self.ptr(name)}")
+
+    # ---- memory ----------------------------------------------------------------------------
+    def ea(self, op) -> str:
+        """Effective address of a memory operand, as i64 (segment base included)."""
+        b = self.b
+        parts = []
+        if op.base == "rip":
+            addr = (self.insn.next + op.disp) & 0xFFFFFFFFFFFFFFFF
+            parts_const = addr
+        else:
+            parts_const = op.disp
+            if op.base is not None:
+                parts.append(self.get_gpr(op.base))
+        if op.index is not None:
+            idx = self.get_gpr(op.index)
+            if op.scale != 1:
+                idx = b.emit(f"shl i64 {idx}, {op.scale.bit_length() - 1}")
+            parts.append(idx)
+        if op.seg:
+            parts.append(b.emit(f"load i64, ptr {self.ptr(op.seg + '_base')}"))
+        if not parts:
+            return const(parts_const, 64)
+        v = parts[0]
+        for p in parts[1:]:
+            v = b.emit(f"add i64 {v}, {p}")
+        if parts_const & 0xFFFFFFFFFFFFFFFF:
+            v = b.emit(f"add i64 {v}, {const(parts_const, 64)}")
+        return v
+
+    def host_ptr(self, addr: str, size: int, need: int) -> str:
+        """Check a guest access of `size` bytes at `addr` and return the host pointer.
+
+        A failed check leaves the block with SIGSEGV at the current instruction, before any state
+        the instruction would change has changed.
+        """
+        b = self.b
+        if self.lifter.checked:
+            oor = b.emit(f"icmp ugt i64 {addr}, {ADDRESS_LIMIT - size}")
+            pg = b.emit(f"lshr i64 {addr}, {PAGE_SHIFT}")
+            i1 = b.emit(f"select i1 {oor}, i64 0, i64 {pg}")
+            p1 = b.emit(f"getelementptr i8, ptr %perm, i64 {i1}")
+            v = b.emit(f"load i8, ptr {p1}")
+            if size > 1:
+                last = b.emit(f"add i64 {addr}, {size - 1}")
+                pg2 = b.emit(f"lshr i64 {last}, {PAGE_SHIFT}")
+                i2 = b.emit(f"select i1 {oor}, i64 0, i64 {pg2}")
+                p2 = b.emit(f"getelementptr i8, ptr %perm, i64 {i2}")
+                v2 = b.emit(f"load i8, ptr {p2}")
+                v = b.emit(f"and i8 {v}, {v2}")
+            m = b.emit(f"and i8 {v}, {need}")
+            ok = b.emit(f"icmp ne i8 {m}, 0")
+            self.branch_or_fault(ok, SIGSEGV, addr)
+        return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
+
+    def branch_or_fault(self, ok: str, signal: int, addr: str) -> None:
+        """Continue when `ok` (i1) holds, else fault with `signal` at the current instruction."""
+        b = self.b
+        good, bad = b.new_label("ok"), b.new_label("fault")
+        b.stmt(f"br i1 {ok}, label %{good}, label %{bad}, !prof !0")
+        b.label(bad)
+        r = b.emit(f"call i32 @fault(ptr %st, i64 {const(self.insn.address, 64)}, i64 {addr}, "
+                   f"i32 {signal})")
+        b.stmt(f"ret i32 {r}")
+        b.label(good)
+
+    def load(self, addr: str, size: int) -> str:
+        p = self.host_ptr(addr, size, PERM_R)
+        return self.b.emit(f"load i{size * 8}, ptr {p}, align 1")
+
+    def store(self, addr: str, value: str, size: int) -> None:
+        p = self.host_ptr(addr, size, PERM_W)
+        self.b.stmt(f"store i{size * 8} {value}, ptr {p}, align 1")
+
+    # ---- operands --------------------------------------------------------------------------
+    def read(self, op, bits: int | None = None) -> str:
+        """Value of an operand. An immediate is given the width `bits` (default: its own)."""
+        if op.kind == "reg":
+            return self.get_gpr(op.reg, op.size, op.high)
+        if op.kind == "imm":
+            return const(op.imm, bits or op.size * 8)
+        return self.load(self.ea(op), op.size)
+
+    def write(self, op, value: str) -> None:
+        if op.kind == "reg":
+            self.set_gpr(op.reg, value, op.size, op.high)
+        elif op.kind == "mem":
+            self.store(self.ea(op), value, op.size)
+        else:
+            raise Unsupported("write to an immediate")
+
+    # ---- arithmetic helpers ----------------------------------------------------------------
+    def op(self, opcode: str, bits: int, a: str, c: str) -> str:
+        return self.b.emit(f"{opcode} i{bits} {a}, {c}")
+
+    def cast(self, kind: str, value: str, from_bits: int, to_bits: int) -> str:
+        """zext / sext / trunc, or the value itself when the widths agree."""
+        if from_bits == to_bits:
+            return value
+        return self.b.emit(f"{kind} i{from_bits} {value} to i{to_bits}")
+
+    def bit(self, value: str, bits: int, n: int) -> str:
+        """Bit n of value, as i1."""
+        s = self.b.emit(f"lshr i{bits} {value}, {n}") if n else value
+        return self.b.emit(f"trunc i{bits} {s} to i1")
+
+    def icmp(self, pred: str, bits: int, a: str, c: str) -> str:
+        return self.b.emit(f"icmp {pred} i{bits} {a}, {c}")
+
+    def select(self, cond: str, bits: int, a: str, c: str) -> str:
+        return self.b.emit(f"select i1 {cond}, i{bits} {a}, i{bits} {c}")
+
+    # ---- flags -----------------------------------------------------------------------------
+    def flags_szp(self, res: str, bits: int) -> None:
+        b = self.b
+        self.set_flag("zf", self.icmp("eq", bits, res, "0"))
+        self.set_flag("sf", self.icmp("slt", bits, res, "0"))
+        self.set_flag("pf", self.parity(res, bits))
+
+    def parity(self, res: str, bits: int) -> str:
+        """PF: set when the low byte of the result has an even number of one bits."""
+        b = self.b
+        b.use("ctpop8")
+        low = self.cast("trunc", res, bits, 8)
+        n = b.emit(f"call i8 @llvm.ctpop.i8(i8 {low})")
+        odd = b.emit(f"trunc i8 {n} to i1")
+        return b.emit(f"xor i1 {odd}, true")
+
+    def flag_af(self, a: str, c: str, res: str, bits: int) -> None:
+        x = self.op("xor", bits, a, c)
+        x = self.op("xor", bits, x, res)
+        self.set_flag("af", self.bit(x, bits, 4))
+
+    def flags_logic(self, res: str, bits: int) -> None:
+        self.set_flag("cf", "0")
+        self.set_flag("of", "0")
+        self.flags_szp(res, bits)
+
+    def add_with_flags(self, a: str, c: str, bits: int, carry: str | None = None) -> str:
+        """a + c (+ carry as i1); sets CF OF SF ZF AF PF as add/adc do."""
+        w = bits + 1
+        wa, wc = self.cast("zext", a, bits, w), self.cast("zext", c, bits, w)
+        s = self.op("add", w, wa, wc)
+        if carry is not None:
+            s = self.op("add", w, s, self.cast("zext", carry, 1, w))
+        res = self.cast("trunc", s, w, bits)
+        self.set_flag("cf", self.bit(s, w, bits))
+        ov = self.op("and", bits, self.op("xor", bits, a, res), self.op("xor", bits, c, res))
+        self.set_flag("of", self.bit(ov, bits, bits - 1))
+        self.flag_af(a, c, res, bits)
+        self.flags_szp(res, bits)
+        return res
+
+    def sub_with_flags(self, a: str, c: str, bits: int, borrow: str | None = None) -> str:
+        """a - c (- borrow as i1); sets CF OF SF ZF AF PF as sub/sbb/cmp do."""
+        w = bits + 1
+        wa, wc = self.cast("zext", a, bits, w), self.cast("zext", c, bits, w)
+        s = self.op("sub", w, wa, wc)
+        if borrow is not None:
+            s = self.op("sub", w, s, self.cast("zext", borrow, 1, w))
+        res = self.cast("trunc", s, w, bits)
+        self.set_flag("cf", self.bit(s, w, bits))
+        ov = self.op("and", bits, self.op("xor", bits, a, c), self.op("xor", bits, a, res))
+        self.set_flag("of", self.bit(ov, bits, bits - 1))
+        self.flag_af(a, c, res, bits)
+        self.flags_szp(res, bits)
+        return res
+
+    def cond(self, cc: str) -> str:
+        """An x86 condition code (o, b, e, be, s, p, l, le and their negations) as i1."""
+        expr = CONDITIONS[cc]
+        neg = expr.startswith("!")
+        if neg:
+            expr = expr[1:].strip("()")
+        b = self.b
+
+        def term(t: str) -> str:
+            if "^" in t:
+                x, y = t.strip("()").split("^")
+                return b.emit(f"xor i1 {self.get_flag(x)}, {self.get_flag(y)}")
+            return self.get_flag(t)
+
+        if "|" in expr:
+            x, y = expr.split("|", 1)
+            v = b.emit(f"or i1 {term(x)}, {term(y)}")
+        else:
+            v = term(expr)
+        return b.emit(f"xor i1 {v}, true") if neg else v
+
+    # ---- stack and control -----------------------------------------------------------------
+    def push(self, value: str, size: int = 8) -> None:
+        rsp = self.get_gpr(4)
+        new = self.b.emit(f"sub i64 {rsp}, {size}")
+        self.store(new, value, size)
+        self.set_gpr(4, new)
+
+    def pop(self, size: int = 8) -> str:
+        rsp = self.get_gpr(4)
+        v = self.load(rsp, size)
+        self.set_gpr(4, self.b.emit(f"add i64 {rsp}, {size}"))
+        return v
+
+    def jump(self, target: str) -> None:
+        """End the block: continue at the guest address `target` (i64 value or constant)."""
+        self.b.stmt(f"store i64 {target}, ptr {self.ptr('rip')}")
+        self.b.stmt(f"ret i32 {Exit.CONTINUE}")
+
+    def reg_name(self, index: int) -> str:
+        return GPR_NAMES[index]
+
+
+def module_text(functions: list[str], intrinsics: set[str]) -> str:
+    """Assemble function texts into one module."""
+    from .irbuilder import INTRINSICS
+    decls = "\n".join(INTRINSICS[i] for i in sorted(intrinsics))
+    return (MODULE_HEADER + decls + "\n\n" + "\n".join(functions)
+            + '\n!0 = !{!"branch_weights", i32 1000, i32 1}\n')

@@ -1,0 +1,56 @@
+"""Control transfers: jmp, jcc, jrcxz, loop, call, ret, leave. Each ends its block by storing the
+next guest address in rip; the dispatcher finds (or translates) the block there."""
+from ..irbuilder import const
+from . import semantic, with_cc
+
+
+@semantic("jmp")
+def jmp(L, insn):
+    L.jump(L.read(insn.ops[0], 64))
+
+
+@semantic(*with_cc("j"))
+def jcc(L, insn):
+    target = L.read(insn.ops[0], 64)
+    L.jump(L.select(L.cond(insn.mnemonic[1:]), 64, target, const(insn.next, 64)))
+
+
+@semantic("jrcxz", "jecxz")
+def jrcxz(L, insn):
+    size = 8 if insn.mnemonic == "jrcxz" else 4
+    zero = L.icmp("eq", size * 8, L.get_gpr(1, size), "0")
+    L.jump(L.select(zero, 64, L.read(insn.ops[0], 64), const(insn.next, 64)))
+
+
+@semantic("loop", "loope", "loopne")
+def loop(L, insn):
+    rcx = L.op("sub", 64, L.get_gpr(1), "1")
+    L.set_gpr(1, rcx)
+    taken = L.icmp("ne", 64, rcx, "0")
+    if insn.mnemonic != "loop":
+        zf = L.get_flag("zf")
+        if insn.mnemonic == "loopne":
+            zf = L.b.emit(f"xor i1 {zf}, true")
+        taken = L.b.emit(f"and i1 {taken}, {zf}")
+    L.jump(L.select(taken, 64, L.read(insn.ops[0], 64), const(insn.next, 64)))
+
+
+@semantic("call")
+def call(L, insn):
+    target = L.read(insn.ops[0], 64)     # read before the push: call [rsp+8] sees the old rsp
+    L.push(const(insn.next, 64))
+    L.jump(target)
+
+
+@semantic("ret")
+def ret(L, insn):
+    target = L.pop()
+    if insn.ops:
+        L.set_gpr(4, L.op("add", 64, L.get_gpr(4), str(insn.ops[0].imm & 0xFFFF)))
+    L.jump(target)
+
+
+@semantic("leave")
+def leave(L, insn):
+    L.set_gpr(4, L.get_gpr(5))
+    L.set_gpr(5, L.pop())

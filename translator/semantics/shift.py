@@ -1,0 +1,89 @@
+"""Shifts and rotates: shl/sal, shr, sar, rol, ror.
+
+The count is masked to 5 bits (6 for 64-bit operands). A masked count of zero changes no flag,
+but the destination is still written (so a 32-bit register is still zero-extended). The manual
+defines OF only for a count of 1; we compute it from the same formula for every count and list it
+as undefined, like AF.
+"""
+from ..irbuilder import const
+from . import semantic
+
+
+def _count(L, insn, bits):
+    """The masked count as an i8 value, and whether it is a known constant."""
+    mask = 63 if bits == 64 else 31
+    if len(insn.ops) == 1:
+        return "1", 1
+    src = insn.ops[1]
+    if src.kind == "imm":
+        n = src.imm & mask
+        return str(n), n
+    c = L.read(src)
+    c = L.cast("trunc", c, src.size * 8, 8)
+    return L.op("and", 8, c, str(mask)), None
+
+
+def _set_flags(L, known, cnt, flags: dict):
+    """Set flags from `flags` unless the count is zero (decided at run time when unknown)."""
+    if known == 0:
+        return
+    if known is None:
+        zero = L.icmp("eq", 8, cnt, "0")
+        for name, value in flags.items():
+            old = L.get_flag(name)
+            L.set_flag(name, L.select(zero, 1, old, value))
+    else:
+        for name, value in flags.items():
+            L.set_flag(name, value)
+
+
+@semantic("shl", "sal", "shr", "sar", writes="cf sf zf pf of", undefined="af of")
+def shift(L, insn):
+    dst = insn.ops[0]
+    bits = dst.size * 8
+    wide = 128 if bits == 64 else 64
+    cnt, known = _count(L, insn, bits)
+    a = L.read(dst)
+    wcnt = L.cast("zext", cnt, 8, wide)
+    m = insn.mnemonic
+    if m in ("shl", "sal"):
+        w = L.op("shl", wide, L.cast("zext", a, bits, wide), wcnt)
+        res = L.cast("trunc", w, wide, bits)
+        cf = L.bit(w, wide, bits)
+        of = L.b.emit(f"xor i1 {L.bit(res, bits, bits - 1)}, {cf}")
+    else:
+        ext = "zext" if m == "shr" else "sext"
+        shift_op = "lshr" if m == "shr" else "ashr"
+        # Shift by count-1 first: bit 0 is then the last bit shifted out (CF).
+        before = L.op("and", wide, L.op("sub", wide, wcnt, "1"), str(wide - 1))
+        pre = L.op(shift_op, wide, L.cast(ext, a, bits, wide), before)
+        cf = L.bit(pre, wide, 0)
+        res = L.cast("trunc", L.op(shift_op, wide, pre, "1"), wide, bits)
+        of = L.bit(a, bits, bits - 1) if m == "shr" else "false"
+    if known is None or known:
+        flags = {"cf": cf, "of": of, "zf": L.icmp("eq", bits, res, "0"),
+                 "sf": L.icmp("slt", bits, res, "0"), "pf": L.parity(res, bits)}
+        _set_flags(L, known, cnt, flags)
+    L.write(dst, res)
+
+
+@semantic("rol", "ror", writes="cf of", undefined="of")
+def rotate(L, insn):
+    dst = insn.ops[0]
+    bits = dst.size * 8
+    cnt, known = _count(L, insn, bits)
+    a = L.read(dst)
+    amount = L.cast("zext", cnt, 8, bits) if bits > 8 else cnt
+    # Funnel shifts take the amount modulo the width, exactly the rotate count rule.
+    fn = "fshl" if insn.mnemonic == "rol" else "fshr"
+    L.b.use(f"{fn}{bits}")
+    res = L.b.emit(f"call i{bits} @llvm.{fn}.i{bits}(i{bits} {a}, i{bits} {a}, i{bits} {amount})")
+    msb = L.bit(res, bits, bits - 1)
+    if insn.mnemonic == "rol":
+        cf = L.bit(res, bits, 0)
+        of = L.b.emit(f"xor i1 {msb}, {cf}")
+    else:
+        cf = msb
+        of = L.b.emit(f"xor i1 {msb}, {L.bit(res, bits, bits - 2)}")
+    _set_flags(L, known, cnt, {"cf": cf, "of": of})
+    L.write(dst, res)

@@ -1,0 +1,96 @@
+"""The guest CPU state, declared once.
+
+Everything translated code reads or writes about the guest CPU lives in one struct. Its layout is
+declared here, in ``FIELDS``; the ctypes mirror (``CPUState``) and the LLVM type (``LLVM_TYPE``) are
+both derived from that one list, and the field indices used by the lifter come from it too::
+
+    from translator.state import CPUState, field_index
+    st = CPUState()
+    st.gpr[0] = 42            # rax
+    field_index("rip")        # -> position of rip in the LLVM struct
+
+Flags are kept one byte per flag (0 or 1): translated code computes them eagerly and LLVM removes
+the stores that a later instruction overwrites inside the same block.
+"""
+import ctypes
+
+GPR_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
+
+# Flag name -> bit in RFLAGS. Each of these has its own byte in the state.
+FLAG_BITS = {"cf": 0, "pf": 2, "af": 4, "zf": 6, "sf": 7, "df": 10, "of": 11}
+FLAG_NAMES = tuple(FLAG_BITS)
+
+# (name, ctypes type, LLVM type). Arrays are (ctype * n) with an LLVM array type.
+FIELDS = (
+    ("gpr", ctypes.c_uint64 * 16, "[16 x i64]"),
+    ("rip", ctypes.c_uint64, "i64"),
+    ("fs_base", ctypes.c_uint64, "i64"),
+    ("gs_base", ctypes.c_uint64, "i64"),
+    ("fault_addr", ctypes.c_uint64, "i64"),   # address that faulted (SIGSEGV) or 0
+    ("exit_arg", ctypes.c_uint64, "i64"),     # extra word for an exit (e.g. which helper)
+    ("hits", ctypes.c_uint64, "i64"),         # blocks run from the native lookup table
+    ("fault_sig", ctypes.c_uint32, "i32"),    # guest signal number of a fault exit
+    ("pad0", ctypes.c_uint32, "i32"),
+) + tuple((f, ctypes.c_uint8, "i8") for f in FLAG_NAMES) + (
+    ("pad1", ctypes.c_uint8, "i8"),
+    # SSE state, reserved now so the layout does not move when SSE arrives.
+    ("xmm", (ctypes.c_uint64 * 2) * 16, "[16 x [2 x i64]]"),
+    ("mxcsr", ctypes.c_uint32, "i32"),
+)
+
+
+class CPUState(ctypes.Structure):
+    _fields_ = [(name, ctype) for name, ctype, _ in FIELDS]
+
+    def rflags(self) -> int:
+        """RFLAGS as the guest would see it with pushfq (bit 1 and IF set)."""
+        value = 0x202
+        for name, bit in FLAG_BITS.items():
+            value |= (getattr(self, name) & 1) << bit
+        return value
+
+    def set_rflags(self, value: int) -> None:
+        for name, bit in FLAG_BITS.items():
+            setattr(self, name, (value >> bit) & 1)
+
+
+_INDEX = {name: i for i, (name, _, _) in enumerate(FIELDS)}
+LLVM_TYPE = "{ " + ", ".join(t for _, _, t in FIELDS) + " }"
+
+
+def field_index(name: str) -> int:
+    return _INDEX[name]
+
+
+def field_offset(name: str) -> int:
+    return getattr(CPUState, name).offset
+
+
+class Exit:
+    """Why translated code (a block, or the native dispatcher) returned to the runtime.
+
+    Every block function returns one of these; before returning it stores the guest address to
+    continue at (or of the faulting instruction) in ``rip``.
+    """
+    CONTINUE = 0      # block done, rip holds the next guest address
+    MISS = 1          # dispatcher: no translation for rip in the native table
+    SYSCALL = 2       # rip is after the syscall instruction
+    HELPER = 3        # exit_arg names the helper (cpuid, rdtsc); rip is after the instruction
+    FAULT = 4         # fault_sig / fault_addr set; rip is the faulting instruction
+    BUDGET = 5        # dispatcher ran its block budget: Python gets a look (signals, stop)
+    UNSUPPORTED = 6   # no semantics for the instruction at rip (reported, then SIGILL)
+    NAMES = {0: "continue", 1: "miss", 2: "syscall", 3: "helper", 4: "fault", 5: "budget",
+             6: "unsupported"}
+
+
+SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV = 4, 5, 7, 8, 11
+
+# The guest address space: guest addresses 0 .. 2**ADDRESS_BITS-1 live in one reserved host region,
+# host = base + guest. Every access is checked against a page permission table (one byte a page);
+# page 0 is never mapped, so a failed range check can safely look at entry 0.
+ADDRESS_BITS = 36
+ADDRESS_LIMIT = 1 << ADDRESS_BITS
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+PERM_R, PERM_W, PERM_X = 1, 2, 4
