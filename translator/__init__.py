@@ -68,6 +68,14 @@ class Translator:
     def translate_region(self, address: int) -> list[Translation]:
         t0 = time.perf_counter()
         blocks = self.decode_region(address)
+        self.stats.seconds_decode += time.perf_counter() - t0
+        out = self.compile_blocks(blocks)
+        for t in out:
+            self.cache.put(t)
+        return out
+
+    def compile_blocks(self, blocks) -> list[Translation]:
+        """Lift blocks into one LLVM module and compile it (the cache is left alone)."""
         t1 = time.perf_counter()
         functions, names, intrinsics = [], [], set()
         for block in blocks:
@@ -77,18 +85,11 @@ class Translator:
             names.append(name)
             intrinsics |= used
         ir = module_text(functions, intrinsics)
-        t2 = time.perf_counter()
+        self.stats.seconds_ir += time.perf_counter() - t1
         addrs = self.codegen.compile(ir, names)
-        out = []
-        for block, name in zip(blocks, names):
-            t = Translation(block.start, max(block.end, block.start + 1), addrs[name],
-                            len(block.insns), name)
-            self.cache.put(t)
-            out.append(t)
         s = self.stats
         s.blocks += len(blocks)
         s.insns += sum(len(b.insns) for b in blocks)
         s.modules += 1
-        s.seconds_decode += t1 - t0
-        s.seconds_ir += t2 - t1
-        return out
+        return [Translation(block.start, max(block.end, block.start + 1), addrs[name],
+                            len(block.insns), name) for block, name in zip(blocks, names)]

@@ -123,8 +123,13 @@ def bitscan(L, insn):
     n = L.b.emit(f"call i{bits} @llvm.{fn}.i{bits}(i{bits} {v}, i1 false)")
     if insn.mnemonic == "bsr":
         n = L.op("sub", bits, str(bits - 1), n)
-    # A zero source leaves the destination as it was (what AMD documents and Intel does).
-    L.write(dst, L.select(zero, bits, L.read(dst), n))
+    # A zero source leaves the destination as it was (what AMD documents and Intel does) --
+    # all 64 bits of it: a 32-bit destination is not zero-extended then.
+    if bits == 32:
+        full = L.select(zero, 64, L.get_gpr(dst.reg), L.cast("zext", n, 32, 64))
+        L.set_gpr(dst.reg, full)
+    else:
+        L.write(dst, L.select(zero, bits, L.read(dst), n))
 
 
 FLAG_ORDER = (("cf", 0), ("pf", 2), ("af", 4), ("zf", 6), ("sf", 7), ("df", 10), ("of", 11))

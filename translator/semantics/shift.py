@@ -5,7 +5,6 @@ but the destination is still written (so a 32-bit register is still zero-extende
 defines OF only for a count of 1; we compute it from the same formula for every count and list it
 as undefined, like AF.
 """
-from ..irbuilder import const
 from . import semantic
 
 
@@ -54,11 +53,11 @@ def shift(L, insn):
     else:
         ext = "zext" if m == "shr" else "sext"
         shift_op = "lshr" if m == "shr" else "ashr"
-        # Shift by count-1 first: bit 0 is then the last bit shifted out (CF).
+        wa = L.cast(ext, a, bits, wide)
+        res = L.cast("trunc", L.op(shift_op, wide, wa, wcnt), wide, bits)
+        # CF is the last bit shifted out: bit count-1 of the operand (unused when count is 0).
         before = L.op("and", wide, L.op("sub", wide, wcnt, "1"), str(wide - 1))
-        pre = L.op(shift_op, wide, L.cast(ext, a, bits, wide), before)
-        cf = L.bit(pre, wide, 0)
-        res = L.cast("trunc", L.op(shift_op, wide, pre, "1"), wide, bits)
+        cf = L.bit(L.op(shift_op, wide, wa, before), wide, 0)
         of = L.bit(a, bits, bits - 1) if m == "shr" else "false"
     if known is None or known:
         flags = {"cf": cf, "of": of, "zf": L.icmp("eq", bits, res, "0"),

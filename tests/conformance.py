@@ -1,0 +1,151 @@
+"""Differential conformance: one instruction form run on the host CPU and under jitbt, from the
+same registers, flags and memory, with the whole resulting state compared.
+
+``JitCPU`` mirrors tests/hostcpu.py's ``HostCPU`` (prepare + run) on top of jitbt's own decoder,
+lifter and codegen. ``check_form`` drives both with a table of input vectors and returns the
+mismatches on defined state, and separately on the flags the manual leaves undefined::
+
+    host, jit = HostCPU(), JitCPU()
+    result = check_form(host, jit, Form("add rcx, rdx", "add"), vectors)
+    assert not result.mismatches
+"""
+from __future__ import annotations
+
+import ctypes
+import random
+from dataclasses import dataclass, field
+
+from hostcpu import FLAG_BITS as HOST_FLAG_BITS
+from hostcpu import GPR_NAMES, HostCPU, assemble  # noqa: F401  (re-exported for tests)
+from runtime.memory import GuestMemory
+from translator import Translator
+from translator.codegen import BLOCK_FN
+from translator.semantics import SEMANTICS
+from translator.state import PERM_R, PERM_W, PERM_X, CPUState, Exit
+
+CODE = 0x10000
+DATA = 0x20000
+MEM_SIZE = 4096
+FLAGS = tuple(f.lower() for f in HOST_FLAG_BITS)
+
+
+class JitCPU:
+    """Runs one instruction through jitbt (decode, lift, compile) from a given state."""
+
+    def __init__(self):
+        self.mem = GuestMemory()
+        self.mem.map(CODE, 0x1000, PERM_R | PERM_X)
+        self.mem.map(DATA, MEM_SIZE, PERM_R | PERM_W)
+        self.translator = Translator(self.mem.fetch)
+        self.state = CPUState()
+        self.fn = None
+        self.insn = None
+
+    @property
+    def mem_address(self) -> int:
+        return DATA
+
+    def prepare(self, code: bytes) -> None:
+        self.mem.poke(CODE, code.ljust(16, b"\x90"))
+        block = self.translator.decoder.decode_block(self.mem.fetch, CODE, max_insns=1)
+        self.insn = block.insns[0]
+        (t,) = self.translator.compile_blocks([block])
+        self.fn = BLOCK_FN(t.host)
+
+    def run(self, regs: dict, rflags: int, mem: bytes | None = None):
+        st = self.state
+        for i, name in enumerate(GPR_NAMES):
+            st.gpr[i] = regs.get(name, 0)
+        st.gpr[4] = DATA + MEM_SIZE      # rsp: unused by the forms, but inside guest memory
+        st.set_rflags(rflags)
+        st.rip = CODE
+        if mem is not None:
+            self.mem.write(DATA, mem)
+        code = self.fn(ctypes.addressof(st), self.mem.base, self.mem.perm_base)
+        out = {name: st.gpr[i] for i, name in enumerate(GPR_NAMES) if name != "rsp"}
+        return code, out, st.rflags(), self.mem.read(DATA, MEM_SIZE)
+
+
+@dataclass
+class Form:
+    text: str                 # Intel syntax; memory operands use [rbx + disp]
+    mnemonic: str             # jitbt's semantic for it (its flag declarations are used)
+    inputs: str = "alu"       # which vector generator (see vectors() in test_conformance)
+    pointers: tuple = ()      # registers holding offsets into the scratch buffer
+
+    def __post_init__(self):
+        if not self.pointers and "[" in self.text:
+            self.pointers = ("rbx",)
+
+
+@dataclass
+class Result:
+    form: Form
+    vectors: int = 0
+    mismatches: list = field(default_factory=list)       # defined state
+    undefined_mismatches: int = 0                         # flags the manual leaves undefined
+
+
+def flag_dict(rflags: int) -> dict:
+    return {f.lower(): (rflags >> b) & 1 for f, b in HOST_FLAG_BITS.items()}
+
+
+def check_form(host: HostCPU, jit: JitCPU, form: Form, vectors, predicate=None,
+               defined_extra=None) -> Result:
+    """Run `vectors` (regs, rflags, mem) through both CPUs; compare everything defined.
+
+    `predicate(regs)` returns "fault" for inputs that raise #DE natively (checked to be SIGFPE
+    under jitbt, never run natively). `defined_extra(regs)` names undefined flags that are
+    defined for this input (OF of a shift by one).
+    """
+    code = assemble(form.text)
+    host.prepare(code)
+    jit.prepare(code)
+    sem = SEMANTICS[jit.insn.mnemonic]
+    res = Result(form)
+    for regs, rflags, mem in vectors:
+        res.vectors += 1
+        if predicate is not None and predicate(regs) == "fault":
+            exit_code, _, _, _ = jit.run(regs, rflags, mem)
+            if exit_code != Exit.FAULT or jit.state.fault_sig != 8:
+                res.mismatches.append((regs, rflags, "expected SIGFPE", exit_code))
+            continue
+        # Pointer registers hold offsets into the buffer: each CPU adds its own buffer address.
+        host_regs = dict(regs)
+        jit_regs = dict(regs)
+        for r in form.pointers:
+            host_regs[r] = (host.mem_address + regs.get(r, 0)) % (1 << 64)
+            jit_regs[r] = (jit.mem_address + regs.get(r, 0)) % (1 << 64)
+        h_regs, h_flags, h_mem = host.run(host_regs, rflags, mem)
+        exit_code, j_regs, j_flags, j_mem = jit.run(jit_regs, rflags, mem)
+        for r in form.pointers:
+            h_regs[r] = (h_regs[r] - host.mem_address) % (1 << 64)
+            j_regs[r] = (j_regs[r] - jit.mem_address) % (1 << 64)
+        problems = []
+        if exit_code != Exit.CONTINUE or jit.state.rip != CODE + len(code):
+            problems.append(f"exit {Exit.NAMES.get(exit_code)} rip {jit.state.rip:#x}")
+        for name in h_regs:
+            if h_regs[name] != j_regs[name]:
+                problems.append(f"{name}: host {h_regs[name]:#x} jit {j_regs[name]:#x}")
+        if h_mem != j_mem:
+            diff = next(i for i in range(len(h_mem)) if h_mem[i] != j_mem[i])
+            problems.append(f"memory differs from offset {diff}")
+        hf, jf = flag_dict(h_flags), flag_dict(j_flags)
+        undefined = set(sem.undefined) - set(defined_extra(regs) if defined_extra else ())
+        for f in FLAGS:
+            if hf[f] != jf[f]:
+                if f in undefined:
+                    res.undefined_mismatches += 1
+                else:
+                    problems.append(f"{f.upper()}: host {hf[f]} jit {jf[f]}")
+        if problems:
+            res.mismatches.append((regs, rflags, "; ".join(problems)))
+    return res
+
+
+def random_flags(rng: random.Random) -> int:
+    v = 0
+    for f, b in HOST_FLAG_BITS.items():
+        if f != "DF" and rng.random() < 0.5:
+            v |= 1 << b
+    return v
