@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from .errors import JitbtError
@@ -70,7 +71,7 @@ def cmd_blocks(a) -> int:
         out.write(f"block {block.start:#x}..{block.end:#x} ({len(block.insns)} instructions)\n")
         for insn in block.insns:
             note = f"   ; {insn.rule.action}: {insn.rule.reason}" if insn.rule else ""
-            if not insn.rule and insn.mnemonic not in _semantics():
+            if not insn.rule and (insn.mnemonic not in _semantics() or insn.bad_operands):
                 note = "   ; no semantics yet: runs as SIGILL"
             out.write(f"  {insn.describe()}{note}\n")
         if block.fetch_fault is not None:
@@ -82,8 +83,8 @@ def cmd_blocks(a) -> int:
             text, used = tr.lifter.lift(block, name)
             if a.optimised:
                 ir = tr.codegen.optimised_ir(module_text([text], used))
-                text = ir[ir.index(f"define i32 @{name}"):]
-                text = text[:text.index("\n}\n") + 3]
+                m = re.search(rf"^define [^\n]*@{name}\(.*?^}}$", ir, re.S | re.M)
+                text = m.group(0) if m else ir
             out.write("\n" + text + "\n")
     return 0
 

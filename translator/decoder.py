@@ -94,6 +94,7 @@ class Insn:
     rep: int = 0              # 0xf3 (rep/repe), 0xf2 (repne) or 0
     lock: bool = False
     invalid: bool = False     # bytes that do not decode
+    bad_operands: bool = False  # an operand the translator cannot represent (xmm, zmm, ...)
     rule: object = None       # the rewrite rule for a sensitive instruction, or None
 
     @property
@@ -151,8 +152,7 @@ def convert(cs_insn) -> Insn:
     insn = Insn(cs_insn.address, cs_insn.size, bytes(cs_insn.bytes), mnemonic,
                 cs_insn.op_str, ops if ops is not None else [], tuple(cs_insn.groups),
                 rep=prefix[0] if prefix[0] in (0xF2, 0xF3) else 0, lock=prefix[0] == 0xF0)
-    if ops is None:
-        insn.mnemonic = "(unsupported operands) " + insn.mnemonic
+    insn.bad_operands = ops is None
     insn.rule = rewrite.classify(insn)
     return insn
 

@@ -77,7 +77,7 @@ class FunctionLifter:
                 self._rewrite(insn, rule)
                 continue
             sem = SEMANTICS.get(insn.mnemonic)
-            if sem is None or not insn.ops and insn.mnemonic.startswith("(unsupported"):
+            if sem is None or insn.bad_operands:
                 self._exit_at(insn.address, Exit.UNSUPPORTED)
                 break
             mark = len(b.lines), b.n, set(b.intrinsics)

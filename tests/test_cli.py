@@ -1,0 +1,93 @@
+"""The jitbt command as a user meets it: bad input gives one clear line and a non-zero status,
+never a traceback; --stats and --strace report; `blocks` shows blocks and their IR."""
+from __future__ import annotations
+
+import re
+import struct
+
+import pytest
+
+from conftest import BUILD, run_jitbt
+
+
+def _elf_header(ei_class: int, machine: int) -> bytes:
+    """A bare ELF header (no program headers) of the given class and machine."""
+    ident = b"\x7fELF" + bytes([ei_class, 1, 1]) + bytes(9)
+    if ei_class == 1:
+        return ident + struct.pack("<HHIIIIIHHHHHH", 2, machine, 1, 0, 0, 0, 0, 52, 32, 0, 40, 0, 0)
+    return ident + struct.pack("<HHIQQQIHHHHHH", 2, machine, 1, 0, 0, 0, 0, 64, 56, 0, 64, 0, 0)
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    text = tmp_path / "script.txt"
+    text.write_text("#!/bin/sh\necho hi\n")
+    elf32 = tmp_path / "elf32"
+    elf32.write_bytes(_elf_header(1, 3) + bytes(64))
+    arm = tmp_path / "arm64"
+    arm.write_bytes(_elf_header(2, 183) + bytes(64))
+    truncated = tmp_path / "truncated"
+    truncated.write_bytes((BUILD / "hello").read_bytes()[:100])
+    return {"missing": tmp_path / "does-not-exist", "text": text, "elf32": elf32,
+            "arm64": arm, "truncated": truncated, "directory": tmp_path}
+
+
+@pytest.mark.parametrize("kind,expect", [
+    ("missing", "no such file"), ("text", "not an ELF file"), ("elf32", "32-bit ELF"),
+    ("arm64", "not x86-64"), ("truncated", "malformed ELF"), ("directory", "is a directory"),
+])
+def test_bad_input_one_clear_line(bad_files, kind, expect):
+    r = run_jitbt("run", bad_files[kind])
+    assert r.returncode != 0
+    lines = r.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("jitbt: ") and expect in lines[0]
+    assert "Traceback" not in r.stderr.decode()
+
+
+def test_dynamic_elf_is_refused_clearly():
+    r = run_jitbt("run", "/bin/true")     # the host's own dynamically linked true
+    assert r.returncode != 0
+    assert "dynamically linked" in r.stderr.decode()
+
+
+def test_stats_report_translation_and_time():
+    r = run_jitbt("run", "--stats", BUILD / "crc32-O2")
+    assert r.returncode == 0
+    err = r.stderr.decode()
+    values = {}
+    for line in err.splitlines()[1:]:
+        m = re.match(r"\s+(.+?)\s{2,}(.+)", line)
+        if m:
+            values[m.group(1)] = m.group(2)
+    for key in ("blocks translated", "guest instructions translated", "block cache hits",
+                "block cache misses", "time decoding", "time building IR",
+                "time optimising + compiling", "time executing (rest of run)"):
+        assert key in values, f"--stats lacks {key!r}"
+    assert int(values["blocks translated"]) > 10
+    assert int(values["guest instructions translated"]) > int(values["blocks translated"])
+    assert int(values["block cache misses"]) >= 1
+    assert float(values["time optimising + compiling"].split()[0]) > 0
+
+
+def test_strace_shows_syscalls():
+    r = run_jitbt("run", "--strace", BUILD / "hello")
+    err = r.stderr.decode()
+    assert re.search(r"write\(1, 'Hello from jitbt guest\\n', 23\) = 23", err), err
+    assert "exit_group(0) = ?" in err
+
+
+def test_blocks_shows_instructions_and_ir():
+    r = run_jitbt("blocks", BUILD / "hello", "--count", "1")
+    assert r.returncode == 0
+    out = r.stdout.decode()
+    assert out.startswith("block 0x401000..")
+    assert "syscall" in out and "exit: system calls are served by the runtime" in out
+    assert "define i32 @b_401000(" in out
+    r = run_jitbt("blocks", BUILD / "fib-O2", "--count", "3", "--optimised")
+    assert r.returncode == 0 and r.stdout.decode().count("\nblock ") + 1 >= 3
+
+
+def test_blocks_at_address_outside_code():
+    r = run_jitbt("blocks", BUILD / "hello", "--at", "0x10")
+    assert r.returncode != 0 and "not in executable guest memory" in r.stderr.decode()

@@ -1,0 +1,132 @@
+"""Decoding and block splitting: where blocks end, what their successors are, and what happens
+at bytes that do not decode or at the end of executable memory."""
+from __future__ import annotations
+
+import random
+
+import capstone
+
+from hostcpu import assemble
+from runtime.memory import GuestMemory
+from translator import Translator
+from translator.decoder import MAX_BLOCK_INSNS, Decoder, disassemble
+from translator.state import PERM_R, PERM_W, PERM_X
+
+BASE = 0x400000
+
+
+def fetcher(code: bytes):
+    def fetch(addr, n):
+        off = addr - BASE
+        return code[off:off + n] if 0 <= off < len(code) else b""
+    return fetch
+
+
+def block_of(text: str, **kw):
+    code = assemble(text, BASE)
+    return Decoder().decode_block(fetcher(code), BASE, **kw), code
+
+
+def test_block_ends_at_conditional_branch_with_two_successors():
+    b, code = block_of("add rax, 1; cmp rax, 10; jne 0x400000; nop; nop")
+    assert [i.mnemonic for i in b.insns] == ["add", "cmp", "jne"]
+    assert b.successors() == [BASE, b.end]
+
+
+def test_block_ends_at_syscall_and_continues_after_it():
+    b, _ = block_of("mov eax, 60; syscall; nop")
+    assert [i.mnemonic for i in b.insns] == ["mov", "syscall"]
+    assert b.insns[-1].rule.name == "syscall"
+    assert b.successors() == [b.end]
+
+
+def test_call_has_target_and_return_address_ret_has_none():
+    b, _ = block_of("call 0x400100; nop")
+    assert b.successors() == [BASE + 0x100, BASE + 5]
+    b, _ = block_of("ret")
+    assert b.successors() == []
+    b, _ = block_of("jmp rax")
+    assert b.successors() == []
+
+
+def test_fault_rules_have_no_successor():
+    for text in ("ud2", "hlt", "int3"):
+        b, _ = block_of(f"nop; {text}; nop")
+        assert b.insns[-1].rule.action == "fault", text
+        assert b.successors() == []
+
+
+def test_length_limit():
+    b, _ = block_of("; ".join(["inc rax"] * (MAX_BLOCK_INSNS + 10)))
+    assert len(b.insns) == MAX_BLOCK_INSNS
+    assert b.successors() == [b.end]
+    b, _ = block_of("inc rax; inc rax; inc rax", max_insns=2)
+    assert len(b.insns) == 2
+
+
+def test_invalid_bytes_become_a_sigill_pseudo_instruction():
+    code = assemble("nop", BASE) + bytes([0x0F, 0x0B - 0x0B + 0x04]) + bytes(32)   # 0f 04: invalid
+    b = Decoder().decode_block(fetcher(code), BASE)
+    assert b.insns[0].mnemonic == "nop"
+    assert b.insns[1].invalid and b.insns[1].rule.signal == 4
+
+
+def test_instruction_crossing_into_non_executable_memory_faults_on_fetch():
+    code = assemble("nop; mov rax, 0x1122334455667788", BASE)
+    b = Decoder().decode_block(fetcher(code[:5]), BASE)      # mov cut off by the end of memory
+    assert [i.mnemonic for i in b.insns] == ["nop"]
+    assert b.fetch_fault == BASE + 5
+    b = Decoder().decode_block(fetcher(b""), BASE)
+    assert b.insns == [] and b.fetch_fault == BASE
+
+
+def test_prefixes_are_split_from_the_mnemonic():
+    (i,) = disassemble(bytes.fromhex("f348ab"), 0)
+    assert i.mnemonic == "stosq" and i.rep == 0xF3
+    assert "rep stosq" in i.describe()
+
+
+def test_register_operands_map_to_state_slots():
+    (i,) = disassemble(assemble("add ah, bl"), 0)
+    d, s = i.ops
+    assert (d.reg, d.size, d.high) == (0, 1, True)
+    assert (s.reg, s.size, s.high) == (3, 1, False)
+    (i,) = disassemble(assemble("add sil, r9b"), 0)    # with REX, byte 6 is sil, not dh
+    assert [(o.reg, o.high) for o in i.ops] == [(6, False), (9, False)]
+    (i,) = disassemble(assemble("mov eax, dword ptr fs:[rbx + rcx*4 + 8]"), 0)
+    m = i.ops[1]
+    assert (m.base, m.index, m.scale, m.disp, m.seg) == (3, 1, 4, 8, "fs")
+
+
+def test_region_follows_direct_branches():
+    mem = GuestMemory()
+    code = assemble("cmp rax, 1; je 0x400020; inc rax; jmp 0x400030", BASE).ljust(0x20, b"\x90")
+    code += assemble("dec rax; ret", BASE + 0x20).ljust(0x10, b"\x90")
+    code += assemble("ret", BASE + 0x30)
+    mem.map(BASE, 0x1000, PERM_R | PERM_X)
+    mem.poke(BASE, code)
+    blocks = Translator(mem.fetch).decode_region(BASE)
+    assert blocks[0].start == BASE
+    starts = {b.start for b in blocks}
+    assert {BASE, BASE + 0x20, BASE + 0x30} <= starts
+
+
+def test_random_bytes_never_crash_the_translator():
+    """Decode, lift and compile random byte strings: every outcome is a block (possibly with
+    an invalid or unsupported instruction), never an exception."""
+    rng = random.Random(1234)
+    mem = GuestMemory()
+    mem.map(BASE, 0x1000, PERM_R | PERM_X)
+    mem.map(BASE + 0x1000, 0x1000, PERM_R | PERM_W)
+    tr = Translator(mem.fetch)
+    for _ in range(40):
+        mem.poke(BASE, bytes(rng.getrandbits(8) for _ in range(0x1000)))
+        blocks = [tr.decoder.decode_block(mem.fetch, BASE + rng.randrange(0, 0xF00))
+                  for _ in range(8)]
+        tr.compile_blocks(blocks)
+    assert tr.stats.blocks == 320
+
+
+def test_capstone_groups_used_for_control_flow_are_stable():
+    (j,) = disassemble(assemble("jmp 0x10"), 0)
+    assert capstone.CS_GRP_JUMP in j.groups

@@ -1,0 +1,55 @@
+"""Every guest program, run natively and under jitbt: stdout, stderr and exit status must be
+identical byte for byte. Guests that fault must end as the kernel ends them (128 + signal) with
+one line naming the signal, the address and the instruction."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import BUILD, clean_env, guest_list, run_jitbt, run_native
+
+GUESTS = guest_list()
+# (arguments, stdin) each guest is run with; revstr reads both.
+INPUTS = {"revstr": [((), b""), (("abc", "hello world", ""), b"some stdin\nbytes\n")]}
+
+
+def _inputs(name):
+    prog = name.split("-O")[0]
+    return INPUTS.get(prog, [((), b"")])
+
+
+CASES = [(g, args, stdin) for g in GUESTS for args, stdin in _inputs(g)]
+
+
+@pytest.mark.parametrize("guest,args,stdin", CASES,
+                         ids=[f"{g}{'+args' if a else ''}" for g, a, _ in CASES])
+def test_guest_output_identical_to_native(guest, args, stdin):
+    env = clean_env()
+    native = run_native(BUILD / guest, args, stdin, env=env)
+    jit = run_jitbt("run", BUILD / guest, *args, stdin=stdin, env=env)
+    assert jit.stderr == native.stderr
+    assert jit.stdout == native.stdout
+    assert jit.returncode == native.returncode
+
+
+FAULTS = [("fault-div0", "SIGFPE", "idiv"), ("fault-segv", "SIGSEGV", "mov"),
+          ("fault-ud2", "SIGILL", "ud2"), ("fault-wx", "SIGSEGV", "mov")]
+
+
+@pytest.mark.parametrize("guest,signame,mnemonic", FAULTS)
+def test_guest_fault_ends_like_the_kernel(guest, signame, mnemonic):
+    native = run_native(BUILD / guest)
+    assert native.returncode < 0, "the native run must die of a signal"
+    jit = run_jitbt("run", BUILD / guest)
+    assert jit.returncode == 128 - native.returncode
+    assert jit.stdout == native.stdout          # output before the fault is not lost
+    lines = jit.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert signame in lines[0] and mnemonic in lines[0] and "0x4010" in lines[0]
+
+
+def test_unsupported_instruction_is_reported_with_address_bytes_and_mnemonic():
+    jit = run_jitbt("run", BUILD / "unsupported")
+    assert jit.returncode == 132
+    (line,) = jit.stderr.decode().splitlines()
+    assert line.startswith("jitbt: unsupported instruction at 0x401000: 62 f1 6d 48 fe d9")
+    assert "vpaddd" in line and "SIGILL" in line
