@@ -59,11 +59,12 @@ def _build_register_map() -> None:
 
 
 _build_register_map()
+XMMS = {getattr(cx86, f"X86_REG_XMM{i}"): i for i in range(16)}
 
 
 @dataclass(slots=True)
 class Operand:
-    kind: str                 # "reg", "imm" or "mem"
+    kind: str                 # "reg", "xmm", "imm" or "mem"
     size: int                 # bytes
     reg: int = 0              # gpr index (reg)
     high: bool = False        # ah/ch/dh/bh
@@ -77,6 +78,8 @@ class Operand:
     def __str__(self) -> str:
         if self.kind == "reg":
             return f"r{self.reg}{'h' if self.high else ''}/{self.size}"
+        if self.kind == "xmm":
+            return f"xmm{self.reg}"
         if self.kind == "imm":
             return hex(self.imm)
         return f"[{self.seg or ''}:{self.base}+{self.index}*{self.scale}+{self.disp:#x}]/{self.size}"
@@ -115,6 +118,8 @@ class Insn:
 
 def _operand(op) -> Operand:
     if op.type == cx86.X86_OP_REG:
+        if op.reg in XMMS:
+            return Operand("xmm", 16, reg=XMMS[op.reg])
         if op.reg not in REGS:
             raise NotImplementedError(f"register {_CS.reg_name(op.reg)}")
         idx, size, high = REGS[op.reg]

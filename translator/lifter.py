@@ -155,6 +155,13 @@ class FunctionLifter:
             wide = b.emit(f"shl i64 {wide}, {shift}")
         b.stmt(f"store i64 {b.emit(f'or i64 {kept}, {wide}')}, ptr {p}")
 
+    def get_xmm(self, index: int) -> str:
+        """An xmm register as i128 (semantics bitcast it to the vector type they need)."""
+        return self.b.emit(f"load i128, ptr {self.ptr('xmm', index)}, align 8")
+
+    def set_xmm(self, index: int, value: str) -> None:
+        self.b.stmt(f"store i128 {value}, ptr {self.ptr('xmm', index)}, align 8")
+
     def get_flag(self, name: str) -> str:
         """A flag as an i1."""
         v = self.b.emit(f"load i8, ptr {self.ptr(name)}")
@@ -245,6 +252,8 @@ class FunctionLifter:
         """Value of an operand. An immediate is given the width `bits` (default: its own)."""
         if op.kind == "reg":
             return self.get_gpr(op.reg, op.size, op.high)
+        if op.kind == "xmm":
+            return self.get_xmm(op.reg)
         if op.kind == "imm":
             return const(op.imm, bits or op.size * 8)
         return self.load(self.ea(op), op.size)
@@ -252,6 +261,8 @@ class FunctionLifter:
     def write(self, op, value: str) -> None:
         if op.kind == "reg":
             self.set_gpr(op.reg, value, op.size, op.high)
+        elif op.kind == "xmm":
+            self.set_xmm(op.reg, value)
         elif op.kind == "mem":
             self.store(self.ea(op), value, op.size)
         else:
