@@ -111,6 +111,9 @@ class Machine:
             self.exit_counts[names.get(code, "?")] = self.exit_counts.get(names.get(code, "?"), 0) + 1
             if code == Exit.MISS:
                 disp.insert(self.translator.lookup(st.rip))
+            elif code == Exit.HOT:
+                for t in self.translator.promote(st.rip, lambda a: disp.count(a) > 0):
+                    disp.insert(t)
             elif code == Exit.SYSCALL:
                 do_syscall(self)
             elif code == Exit.HELPER:
@@ -173,22 +176,25 @@ class Machine:
         self.stderr.flush()
 
     def stats_text(self) -> str:
-        s, cg, cache = self.translator.stats, self.translator.codegen, self.translator.cache
+        tr = self.translator
+        s, cache = tr.stats, tr.cache
         native_hits = self.state.hits
-        exec_s = max(0.0, self.seconds_run - s.seconds_decode - s.seconds_ir - cg.seconds_parse
-                     - cg.seconds_compile)
+        parse = sum(cg.seconds_parse for cg in tr.codegens)
+        compile_ = sum(cg.seconds_compile for cg in tr.codegens)
+        exec_s = max(0.0, self.seconds_run - s.seconds_decode - s.seconds_ir - parse - compile_)
         rows = [
             ("blocks translated", f"{s.blocks}"),
             ("guest instructions translated", f"{s.insns}"),
             ("LLVM modules compiled", f"{s.modules}"),
+            ("blocks recompiled hot (optimising tier)", f"{tr.hot_blocks}"),
             ("blocks executed (native dispatch)", f"{native_hits}"),
             ("block cache hits", f"{cache.hits}"),
             ("block cache misses", f"{cache.misses}"),
             ("returns to the runtime", ", ".join(f"{k} {v}" for k, v in self.exit_counts.items() if v)),
             ("time decoding", f"{s.seconds_decode:.4f} s"),
             ("time building IR", f"{s.seconds_ir:.4f} s"),
-            ("time parsing IR", f"{cg.seconds_parse:.4f} s"),
-            ("time optimising + compiling", f"{cg.seconds_compile:.4f} s"),
+            ("time parsing IR", f"{parse:.4f} s"),
+            ("time optimising + compiling", f"{compile_:.4f} s"),
             ("time executing (rest of run)", f"{exec_s:.4f} s"),
             ("total run time", f"{self.seconds_run:.4f} s"),
         ]

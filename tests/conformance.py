@@ -46,8 +46,15 @@ class JitCPU:
         return DATA
 
     def prepare(self, code: bytes) -> None:
-        self.mem.poke(CODE, code.ljust(16, b"\x90"))
-        block = self.translator.decoder.decode_block(self.mem.fetch, CODE, max_insns=1)
+        """Translate the first instruction of `code` as a block of its own."""
+        self.prepare_block(code, max_insns=1)
+
+    def prepare_block(self, code: bytes, max_insns: int | None = None) -> None:
+        """Translate `code` (straight-line instructions) as one block."""
+        self.mem.poke(CODE, code + b"\xc3")           # a ret ends the block after the code
+        block = self.translator.decoder.decode_block(self.mem.fetch, CODE, max_insns=max_insns)
+        if max_insns is None:
+            block.insns.pop()                          # drop the ret: fall through to the end
         self.insn = block.insns[0]
         (t,) = self.translator.compile_blocks([block])
         self.fn = BLOCK_FN(t.host)

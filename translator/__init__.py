@@ -1,7 +1,10 @@
 """jitbt's translator: guest machine code in, host code out.
 
 decoder (capstone) -> blocks -> lifter + semantics (LLVM IR text) -> codegen (llvmlite MCJIT),
-with sensitive instructions classified by the rewrite rules and results kept in the block cache::
+with sensitive instructions classified by the rewrite rules and results kept in the block cache.
+
+Compilation is tiered: a region is first compiled without optimisation (cheap to compile), and
+the blocks the dispatcher finds hot are compiled again by the optimising tier (``promote``)::
 
     from translator import Translator
     tr = Translator(fetch)                 # fetch(addr, n) -> executable guest bytes
@@ -33,15 +36,22 @@ class Stats:
 
 class Translator:
     def __init__(self, fetch, opt_level: int = 2, region_blocks: int = 32, cache_size: int = 1 << 16,
-                 checked_memory: bool = True):
+                 checked_memory: bool = True, tiered: bool = True):
         self.fetch = fetch
         self.decoder = Decoder()
         self.lifter = Lifter(checked_memory=checked_memory)
-        self.codegen = Codegen(opt_level)
+        self.codegen = Codegen(opt_level)             # the optimising tier
+        self.tiered = tiered and opt_level > 0
+        self.cold = Codegen(0) if self.tiered else self.codegen
         self.region_blocks = region_blocks
         self.cache = BlockCache(cache_size, key=(opt_level, checked_memory))
         self.stats = Stats()
+        self.hot_blocks = 0
         self._serial = itertools.count(1)
+
+    @property
+    def codegens(self):
+        return (self.cold, self.codegen) if self.tiered else (self.codegen,)
 
     def lookup(self, address: int) -> Translation:
         """The translation of the block at `address`, translating a region around it on a miss."""
@@ -51,16 +61,20 @@ class Translator:
             t = self.cache._lru[(address,) + self.cache.key]
         return t
 
-    def decode_region(self, address: int, max_blocks: int | None = None):
-        """Blocks reachable from `address` by direct branches, not yet translated (breadth first)."""
+    def decode_region(self, address: int, max_blocks: int | None = None, include=None):
+        """Blocks reachable from `address` by direct branches (breadth first). By default those
+        not translated yet; `include(addr)` decides instead when given."""
         limit = max_blocks or self.region_blocks
+        if include is None:
+            def include(a):
+                return a not in self.cache
         blocks, seen, todo = [], {address}, [address]
         while todo and len(blocks) < limit:
             addr = todo.pop(0)
             block = self.decoder.decode_block(self.fetch, addr)
             blocks.append(block)
             for succ in block.successors():
-                if succ not in seen and succ not in self.cache and self.fetch(succ, 1):
+                if succ not in seen and include(succ) and self.fetch(succ, 1):
                     seen.add(succ)
                     todo.append(succ)
         return blocks
@@ -69,12 +83,27 @@ class Translator:
         t0 = time.perf_counter()
         blocks = self.decode_region(address)
         self.stats.seconds_decode += time.perf_counter() - t0
-        out = self.compile_blocks(blocks)
+        out = self.compile_blocks(blocks, hot=not self.tiered)
         for t in out:
             self.cache.put(t)
         return out
 
-    def compile_blocks(self, blocks) -> list[Translation]:
+    def promote(self, address: int, executed) -> list[Translation]:
+        """Compile the hot block at `address`, with the blocks around it that have run
+        (`executed(addr)`), by the optimising tier; they replace the cold translations."""
+        def include(a):
+            t = self.cache._lru.get((a,) + self.cache.key)
+            return t is not None and not t.hot and executed(a)
+        t0 = time.perf_counter()
+        blocks = self.decode_region(address, include=include)
+        self.stats.seconds_decode += time.perf_counter() - t0
+        out = self.compile_blocks(blocks, hot=True)
+        for t in out:
+            self.cache.put(t)
+        self.hot_blocks += len(out)
+        return out
+
+    def compile_blocks(self, blocks, hot: bool = True) -> list[Translation]:
         """Lift blocks into one LLVM module and compile it (the cache is left alone)."""
         t1 = time.perf_counter()
         functions, names, intrinsics = [], [], set()
@@ -86,10 +115,10 @@ class Translator:
             intrinsics |= used
         ir = module_text(functions, intrinsics)
         self.stats.seconds_ir += time.perf_counter() - t1
-        addrs = self.codegen.compile(ir, names)
+        addrs = (self.codegen if hot else self.cold).compile(ir, names)
         s = self.stats
         s.blocks += len(blocks)
         s.insns += sum(len(b.insns) for b in blocks)
         s.modules += 1
         return [Translation(block.start, max(block.end, block.start + 1), addrs[name],
-                            len(block.insns), name) for block, name in zip(blocks, names)]
+                            len(block.insns), name, hot) for block, name in zip(blocks, names)]

@@ -25,6 +25,7 @@ class Translation:
     host: int         # host address of the compiled function
     ninsns: int
     name: str
+    hot: bool = False  # compiled by the optimising tier
 
     def pages(self) -> range:
         return range(self.address >> PAGE_SHIFT, ((max(self.end, self.address + 1) - 1) >> PAGE_SHIFT) + 1)

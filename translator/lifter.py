@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from .irbuilder import IRBuilder, const, ty
 from .semantics import SEMANTICS
-from .state import (ADDRESS_LIMIT, GPR_NAMES, LLVM_TYPE, PAGE_SHIFT, PERM_R, PERM_W, SIGSEGV,
-                    Exit, field_index)
+from .state import (ADDRESS_LIMIT, FLAG_NAMES, GPR_NAMES, LLVM_TYPE, PAGE_SHIFT, PERM_R, PERM_W,
+                    SIGSEGV, Exit, field_index)
 
 MODULE_HEADER = f"""%State = type {LLVM_TYPE}
 
@@ -28,6 +28,26 @@ define internal i32 @fault(ptr %st, i64 %rip, i64 %addr, i32 %sig) cold noinline
   %p3 = getelementptr %State, ptr %st, i64 0, i32 {field_index("fault_sig")}
   store i32 %sig, ptr %p3
   ret i32 {Exit.FAULT}
+}}
+
+; May the guest access bytes [a, a+n1] with permission bits `need`? Out of the address space
+; reads entry 0 of the table (page 0 is never mapped), so the table is never indexed outside.
+define internal i1 @chk(ptr %perm, i64 %a, i64 %n1, i8 %need) alwaysinline {{
+  %lim = sub i64 {ADDRESS_LIMIT - 1}, %n1
+  %oor = icmp ugt i64 %a, %lim
+  %pg = lshr i64 %a, {PAGE_SHIFT}
+  %i1 = select i1 %oor, i64 0, i64 %pg
+  %p1 = getelementptr i8, ptr %perm, i64 %i1
+  %v1 = load i8, ptr %p1
+  %last = add i64 %a, %n1
+  %pg2 = lshr i64 %last, {PAGE_SHIFT}
+  %i2 = select i1 %oor, i64 0, i64 %pg2
+  %p2 = getelementptr i8, ptr %perm, i64 %i2
+  %v2 = load i8, ptr %p2
+  %v = and i8 %v1, %v2
+  %m = and i8 %v, %need
+  %ok = icmp ne i8 %m, 0
+  ret i1 %ok
 }}
 """
 
@@ -45,49 +65,88 @@ class Unsupported(Exception):
     """Raised by a semantic for an operand form it does not handle (becomes an UNSUPPORTED exit)."""
 
 
-class Lifter:
-    def __init__(self, checked_memory: bool = True):
-        self.checked = checked_memory
+ALL_FLAGS = frozenset(FLAG_NAMES)
 
-    def lift(self, block, name: str) -> str:
-        fn = FunctionLifter(self, block)
-        body = fn.run()
+
+class _Retry(Exception):
+    """A semantic gave up on instruction `index`: lift again with the block ending there."""
+
+    def __init__(self, index: int):
+        self.index = index
+
+
+class Lifter:
+    def __init__(self, checked_memory: bool = True, flag_liveness: bool = True):
+        self.checked = checked_memory
+        self.flag_liveness = flag_liveness
+
+    def lift(self, block, name: str) -> tuple[str, set]:
+        """The IR text of the function for `block`, and the intrinsics it uses."""
+        stop = None
+        while True:
+            fn = FunctionLifter(self, block, stop)
+            try:
+                body = fn.run()
+                break
+            except _Retry as r:
+                stop = r.index
         return (f"define i32 @{name}({FUNCTION_ARGS}) {{\nentry:\n"
                 + "\n".join(fn.entry) + "\n" + body + "\n}\n"), fn.b.intrinsics
+
+
+def flag_liveness(insns, stop: int | None = None) -> list[frozenset]:
+    """For each instruction, the flags live after it: read later in the block before being
+    overwritten, or still set when the block ends (every flag is live at the end, at an exit to
+    the runtime and before an instruction the lifter cannot translate)."""
+    live = ALL_FLAGS
+    out = [ALL_FLAGS] * len(insns)
+    for i in range(len(insns) - 1, -1, -1):
+        out[i] = live
+        insn = insns[i]
+        sem = None if insn.rule is not None or insn.bad_operands else SEMANTICS.get(insn.mnemonic)
+        if sem is None or (stop is not None and i >= stop):
+            live = ALL_FLAGS
+        else:
+            live = (live - sem.writes) | sem.reads
+    return out
 
 
 class FunctionLifter:
     """Builds the IR of one block. Semantics receive this object as ``L``."""
 
-    def __init__(self, lifter: Lifter, block):
+    def __init__(self, lifter: Lifter, block, stop: int | None = None):
         self.lifter = lifter
         self.block = block
+        self.stop = stop              # index of an instruction to leave as UNSUPPORTED
         self.b = IRBuilder()
         self.entry: list[str] = []
         self._ptrs: dict[tuple, str] = {}
         self.insn = None
+        self.live = ALL_FLAGS         # flags live after the current instruction
 
     # ---- driving ---------------------------------------------------------------------------
     def run(self) -> str:
         b = self.b
-        for insn in self.block.insns:
+        insns = self.block.insns
+        if self.lifter.flag_liveness:
+            lives = flag_liveness(insns, self.stop)
+        else:
+            lives = [ALL_FLAGS] * len(insns)
+        for i, insn in enumerate(insns):
             self.insn = insn
+            self.live = lives[i]
             rule = insn.rule
             if rule is not None:
                 self._rewrite(insn, rule)
                 continue
             sem = SEMANTICS.get(insn.mnemonic)
-            if sem is None or insn.bad_operands:
+            if sem is None or insn.bad_operands or i == self.stop:
                 self._exit_at(insn.address, Exit.UNSUPPORTED)
                 break
-            mark = len(b.lines), b.n, set(b.intrinsics)
             try:
                 sem.fn(self, insn)
             except Unsupported:
-                del b.lines[mark[0]:]
-                b.terminated = False
-                self._exit_at(insn.address, Exit.UNSUPPORTED)
-                break
+                raise _Retry(i) from None
             if b.terminated:
                 break
         if not b.terminated:
@@ -167,8 +226,14 @@ class FunctionLifter:
         v = self.b.emit(f"load i8, ptr {self.ptr(name)}")
         return self.b.emit(f"trunc i8 {v} to i1")
 
+    def wants(self, name: str) -> bool:
+        """Is the flag live after the current instruction (worth computing)?"""
+        return name in self.live
+
     def set_flag(self, name: str, bit: str) -> None:
-        """Set a flag from an i1 value (or the literal 0 / 1)."""
+        """Set a flag from an i1 value (or the literal 0 / 1); a dead flag is not stored."""
+        if name not in self.live:
+            return
         if bit in ("0", "1", "true", "false"):
             value = "1" if bit in ("1", "true") else "0"
         else:
@@ -211,20 +276,7 @@ class FunctionLifter:
         """
         b = self.b
         if self.lifter.checked:
-            oor = b.emit(f"icmp ugt i64 {addr}, {ADDRESS_LIMIT - size}")
-            pg = b.emit(f"lshr i64 {addr}, {PAGE_SHIFT}")
-            i1 = b.emit(f"select i1 {oor}, i64 0, i64 {pg}")
-            p1 = b.emit(f"getelementptr i8, ptr %perm, i64 {i1}")
-            v = b.emit(f"load i8, ptr {p1}")
-            if size > 1:
-                last = b.emit(f"add i64 {addr}, {size - 1}")
-                pg2 = b.emit(f"lshr i64 {last}, {PAGE_SHIFT}")
-                i2 = b.emit(f"select i1 {oor}, i64 0, i64 {pg2}")
-                p2 = b.emit(f"getelementptr i8, ptr %perm, i64 {i2}")
-                v2 = b.emit(f"load i8, ptr {p2}")
-                v = b.emit(f"and i8 {v}, {v2}")
-            m = b.emit(f"and i8 {v}, {need}")
-            ok = b.emit(f"icmp ne i8 {m}, 0")
+            ok = b.emit(f"call i1 @chk(ptr %perm, i64 {addr}, i64 {size - 1}, i8 {need})")
             self.branch_or_fault(ok, SIGSEGV, addr)
         return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
 
@@ -291,10 +343,12 @@ class FunctionLifter:
 
     # ---- flags -----------------------------------------------------------------------------
     def flags_szp(self, res: str, bits: int) -> None:
-        b = self.b
-        self.set_flag("zf", self.icmp("eq", bits, res, "0"))
-        self.set_flag("sf", self.icmp("slt", bits, res, "0"))
-        self.set_flag("pf", self.parity(res, bits))
+        if self.wants("zf"):
+            self.set_flag("zf", self.icmp("eq", bits, res, "0"))
+        if self.wants("sf"):
+            self.set_flag("sf", self.icmp("slt", bits, res, "0"))
+        if self.wants("pf"):
+            self.set_flag("pf", self.parity(res, bits))
 
     def parity(self, res: str, bits: int) -> str:
         """PF: set when the low byte of the result has an even number of one bits."""
@@ -306,6 +360,8 @@ class FunctionLifter:
         return b.emit(f"xor i1 {odd}, true")
 
     def flag_af(self, a: str, c: str, res: str, bits: int) -> None:
+        if not self.wants("af"):
+            return
         x = self.op("xor", bits, a, c)
         x = self.op("xor", bits, x, res)
         self.set_flag("af", self.bit(x, bits, 4))
@@ -317,30 +373,38 @@ class FunctionLifter:
 
     def add_with_flags(self, a: str, c: str, bits: int, carry: str | None = None) -> str:
         """a + c (+ carry as i1); sets CF OF SF ZF AF PF as add/adc do."""
-        w = bits + 1
-        wa, wc = self.cast("zext", a, bits, w), self.cast("zext", c, bits, w)
-        s = self.op("add", w, wa, wc)
+        res = self.op("add", bits, a, c)
         if carry is not None:
-            s = self.op("add", w, s, self.cast("zext", carry, 1, w))
-        res = self.cast("trunc", s, w, bits)
-        self.set_flag("cf", self.bit(s, w, bits))
-        ov = self.op("and", bits, self.op("xor", bits, a, res), self.op("xor", bits, c, res))
-        self.set_flag("of", self.bit(ov, bits, bits - 1))
+            res = self.op("add", bits, res, self.cast("zext", carry, 1, bits))
+        if self.wants("cf"):
+            # Carry out: the sum wrapped below a (or, with a carry in, reached exactly a).
+            cf = self.icmp("ult", bits, res, a)
+            if carry is not None:
+                same = self.icmp("eq", bits, res, a)
+                cf = self.b.emit(f"or i1 {cf}, {self.b.emit(f'and i1 {carry}, {same}')}")
+            self.set_flag("cf", cf)
+        if self.wants("of"):
+            ov = self.op("and", bits, self.op("xor", bits, a, res), self.op("xor", bits, c, res))
+            self.set_flag("of", self.bit(ov, bits, bits - 1))
         self.flag_af(a, c, res, bits)
         self.flags_szp(res, bits)
         return res
 
     def sub_with_flags(self, a: str, c: str, bits: int, borrow: str | None = None) -> str:
         """a - c (- borrow as i1); sets CF OF SF ZF AF PF as sub/sbb/cmp do."""
-        w = bits + 1
-        wa, wc = self.cast("zext", a, bits, w), self.cast("zext", c, bits, w)
-        s = self.op("sub", w, wa, wc)
+        res = self.op("sub", bits, a, c)
         if borrow is not None:
-            s = self.op("sub", w, s, self.cast("zext", borrow, 1, w))
-        res = self.cast("trunc", s, w, bits)
-        self.set_flag("cf", self.bit(s, w, bits))
-        ov = self.op("and", bits, self.op("xor", bits, a, c), self.op("xor", bits, a, res))
-        self.set_flag("of", self.bit(ov, bits, bits - 1))
+            res = self.op("sub", bits, res, self.cast("zext", borrow, 1, bits))
+        if self.wants("cf"):
+            # Borrow: a < c (or, with a borrow in, a == c too).
+            cf = self.icmp("ult", bits, a, c)
+            if borrow is not None:
+                same = self.icmp("eq", bits, a, c)
+                cf = self.b.emit(f"or i1 {cf}, {self.b.emit(f'and i1 {borrow}, {same}')}")
+            self.set_flag("cf", cf)
+        if self.wants("of"):
+            ov = self.op("and", bits, self.op("xor", bits, a, c), self.op("xor", bits, a, res))
+            self.set_flag("of", self.bit(ov, bits, bits - 1))
         self.flag_af(a, c, res, bits)
         self.flags_szp(res, bits)
         return res

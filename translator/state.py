@@ -80,8 +80,9 @@ class Exit:
     FAULT = 4         # fault_sig / fault_addr set; rip is the faulting instruction
     BUDGET = 5        # dispatcher ran its block budget: Python gets a look (signals, stop)
     UNSUPPORTED = 6   # no semantics for the instruction at rip (reported, then SIGILL)
+    HOT = 7           # dispatcher: the cold block at rip just became hot (not yet run this time)
     NAMES = {0: "continue", 1: "miss", 2: "syscall", 3: "helper", 4: "fault", 5: "budget",
-             6: "unsupported"}
+             6: "unsupported", 7: "hot"}
 
 
 SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV = 4, 5, 7, 8, 11

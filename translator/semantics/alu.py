@@ -5,7 +5,8 @@ from . import semantic
 ARITH = "cf pf af zf sf of"
 
 
-@semantic("add", "adc", "sub", "sbb", "cmp", writes=ARITH)
+@semantic("add", "adc", "sub", "sbb", "cmp", writes=ARITH,
+          reads=lambda m: "cf" if m in ("adc", "sbb") else "")
 def arith(L, insn):
     dst, src = insn.ops
     bits = dst.size * 8

@@ -1,7 +1,7 @@
 """Control transfers: jmp, jcc, jrcxz, loop, call, ret, leave. Each ends its block by storing the
 next guest address in rip; the dispatcher finds (or translates) the block there."""
 from ..irbuilder import const
-from . import semantic, with_cc
+from . import cc_reads, semantic, with_cc
 
 
 @semantic("jmp")
@@ -9,7 +9,7 @@ def jmp(L, insn):
     L.jump(L.read(insn.ops[0], 64))
 
 
-@semantic(*with_cc("j"))
+@semantic(*with_cc("j"), reads=cc_reads("j"))
 def jcc(L, insn):
     target = L.read(insn.ops[0], 64)
     L.jump(L.select(L.cond(insn.mnemonic[1:]), 64, target, const(insn.next, 64)))
@@ -22,7 +22,7 @@ def jrcxz(L, insn):
     L.jump(L.select(zero, 64, L.read(insn.ops[0], 64), const(insn.next, 64)))
 
 
-@semantic("loop", "loope", "loopne")
+@semantic("loop", "loope", "loopne", reads=lambda m: "" if m == "loop" else "zf")
 def loop(L, insn):
     rcx = L.op("sub", 64, L.get_gpr(1), "1")
     L.set_gpr(1, rcx)

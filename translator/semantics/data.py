@@ -1,6 +1,6 @@
 """Data movement and bit instructions: mov and its extensions, lea, xchg, sign extensions of the
 accumulator, push and pop, setcc, cmovcc, bswap, bt family, bsf/bsr, flag moves, and the nops."""
-from . import semantic, with_cc
+from . import ALL_FLAGS, cc_reads, semantic, with_cc
 
 
 @semantic("mov", "movabs")
@@ -55,12 +55,12 @@ def pop(L, insn):
     L.write(dst, L.pop(dst.size))
 
 
-@semantic(*with_cc("set"))
+@semantic(*with_cc("set"), reads=cc_reads("set"))
 def setcc(L, insn):
     L.write(insn.ops[0], L.b.emit(f"zext i1 {L.cond(insn.mnemonic[3:])} to i8"))
 
 
-@semantic(*with_cc("cmov"))
+@semantic(*with_cc("cmov"), reads=cc_reads("cmov"))
 def cmovcc(L, insn):
     dst, src = insn.ops
     bits = dst.size * 8
@@ -144,7 +144,7 @@ def _pack_flags(L, names):
     return v
 
 
-@semantic("pushfq", "pushf")
+@semantic("pushfq", "pushf", reads=ALL_FLAGS)
 def pushf(L, insn):
     size = 2 if insn.mnemonic == "pushf" else 8
     v = L.op("or", 64, _pack_flags(L, "cf pf af zf sf df of"), str(0x202))
@@ -159,7 +159,7 @@ def popf(L, insn):
         L.set_flag(name, L.bit(v, 64, bit))
 
 
-@semantic("lahf")
+@semantic("lahf", reads="cf pf af zf sf")
 def lahf(L, insn):
     v = L.op("or", 64, _pack_flags(L, "cf pf af zf sf"), "2")
     L.set_gpr(0, L.cast("trunc", v, 64, 8), 1, high=True)
@@ -172,7 +172,8 @@ def sahf(L, insn):
         L.set_flag(name, L.bit(ah, 8, bit))
 
 
-@semantic("clc", "stc", "cmc", "cld", "std", writes="cf df")
+@semantic("clc", "stc", "cmc", "cld", "std", writes=lambda m: "df" if m in ("cld", "std") else "cf",
+          reads=lambda m: "cf" if m == "cmc" else "")
 def flag_ops(L, insn):
     m = insn.mnemonic
     if m == "cmc":

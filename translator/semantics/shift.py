@@ -23,20 +23,22 @@ def _count(L, insn, bits):
 
 
 def _set_flags(L, known, cnt, flags: dict):
-    """Set flags from `flags` unless the count is zero (decided at run time when unknown)."""
-    if known == 0:
+    """Set the live flags from `flags` (name -> function making the i1 value) unless the count is
+    zero (decided at run time when unknown)."""
+    live = [name for name in flags if L.wants(name)]
+    if known == 0 or not live:
         return
-    if known is None:
-        zero = L.icmp("eq", 8, cnt, "0")
-        for name, value in flags.items():
-            old = L.get_flag(name)
-            L.set_flag(name, L.select(zero, 1, old, value))
-    else:
-        for name, value in flags.items():
-            L.set_flag(name, value)
+    zero = L.icmp("eq", 8, cnt, "0") if known is None else None
+    for name in live:
+        value = flags[name]()
+        if zero is not None:
+            value = L.select(zero, 1, L.get_flag(name), value)
+        L.set_flag(name, value)
 
 
-@semantic("shl", "sal", "shr", "sar", writes="cf sf zf pf of", undefined="af of")
+# A count that may be zero keeps the old flags: the shifts read what they write.
+@semantic("shl", "sal", "shr", "sar", writes="cf sf zf pf of", undefined="af of",
+          reads="cf sf zf pf of")
 def shift(L, insn):
     dst = insn.ops[0]
     bits = dst.size * 8
@@ -48,25 +50,32 @@ def shift(L, insn):
     if m in ("shl", "sal"):
         w = L.op("shl", wide, L.cast("zext", a, bits, wide), wcnt)
         res = L.cast("trunc", w, wide, bits)
-        cf = L.bit(w, wide, bits)
-        of = L.b.emit(f"xor i1 {L.bit(res, bits, bits - 1)}, {cf}")
+
+        def cf():
+            return L.bit(w, wide, bits)
+
+        def of():
+            return L.b.emit(f"xor i1 {L.bit(res, bits, bits - 1)}, {cf()}")
     else:
         ext = "zext" if m == "shr" else "sext"
         shift_op = "lshr" if m == "shr" else "ashr"
         wa = L.cast(ext, a, bits, wide)
         res = L.cast("trunc", L.op(shift_op, wide, wa, wcnt), wide, bits)
-        # CF is the last bit shifted out: bit count-1 of the operand (unused when count is 0).
-        before = L.op("and", wide, L.op("sub", wide, wcnt, "1"), str(wide - 1))
-        cf = L.bit(L.op(shift_op, wide, wa, before), wide, 0)
-        of = L.bit(a, bits, bits - 1) if m == "shr" else "false"
-    if known is None or known:
-        flags = {"cf": cf, "of": of, "zf": L.icmp("eq", bits, res, "0"),
-                 "sf": L.icmp("slt", bits, res, "0"), "pf": L.parity(res, bits)}
-        _set_flags(L, known, cnt, flags)
+
+        def cf():
+            # The last bit shifted out: bit count-1 of the operand (unused when count is 0).
+            before = L.op("and", wide, L.op("sub", wide, wcnt, "1"), str(wide - 1))
+            return L.bit(L.op(shift_op, wide, wa, before), wide, 0)
+
+        def of():
+            return L.bit(a, bits, bits - 1) if m == "shr" else "false"
+    _set_flags(L, known, cnt, {
+        "cf": cf, "of": of, "zf": lambda: L.icmp("eq", bits, res, "0"),
+        "sf": lambda: L.icmp("slt", bits, res, "0"), "pf": lambda: L.parity(res, bits)})
     L.write(dst, res)
 
 
-@semantic("rol", "ror", writes="cf of", undefined="of")
+@semantic("rol", "ror", writes="cf of", undefined="of", reads="cf of")
 def rotate(L, insn):
     dst = insn.ops[0]
     bits = dst.size * 8
@@ -77,12 +86,19 @@ def rotate(L, insn):
     fn = "fshl" if insn.mnemonic == "rol" else "fshr"
     L.b.use(f"{fn}{bits}")
     res = L.b.emit(f"call i{bits} @llvm.{fn}.i{bits}(i{bits} {a}, i{bits} {a}, i{bits} {amount})")
-    msb = L.bit(res, bits, bits - 1)
+    def msb():
+        return L.bit(res, bits, bits - 1)
+
     if insn.mnemonic == "rol":
-        cf = L.bit(res, bits, 0)
-        of = L.b.emit(f"xor i1 {msb}, {cf}")
+        def cf():
+            return L.bit(res, bits, 0)
+
+        def of():
+            return L.b.emit(f"xor i1 {msb()}, {cf()}")
     else:
         cf = msb
-        of = L.b.emit(f"xor i1 {msb}, {L.bit(res, bits, bits - 2)}")
+
+        def of():
+            return L.b.emit(f"xor i1 {msb()}, {L.bit(res, bits, bits - 2)}")
     _set_flags(L, known, cnt, {"cf": cf, "of": of})
     L.write(dst, res)

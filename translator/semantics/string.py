@@ -8,7 +8,7 @@ from . import semantic
 MNEMONICS = [base + s for base in ("stos", "movs", "lods") for s in "bwdq"]
 
 
-@semantic(*MNEMONICS)
+@semantic(*MNEMONICS, reads="df")
 def string_op(L, insn):
     kind = insn.mnemonic[:4]
     size = insn.ops[0].size
