@@ -22,12 +22,13 @@ from translator.rewrite import HELPER_CPUID, HELPER_RDTSC, HELPER_RDTSCP
 from translator.state import SIGILL, CPUState, Exit
 
 from . import cpu
-from .dispatcher import Dispatcher
+from .dispatcher import HOT_THRESHOLD, Dispatcher
 from .loader import build_stack, load_elf
 from .memory import GuestMemory
 from .syscalls import GuestExit, do_syscall
 
 BUDGET = 1 << 20          # blocks run natively before Python gets a look
+WARM = HOT_THRESHOLD // 16  # runs that make a block join a hot region around another
 
 
 @dataclass
@@ -107,12 +108,13 @@ class Machine:
         mem_base, perm_base = self.mem.base, self.mem.perm_base
         names = Exit.NAMES
         while True:
+            st.ticks = BUDGET
             code = disp.run(self.state_addr, mem_base, perm_base, BUDGET)
             self.exit_counts[names.get(code, "?")] = self.exit_counts.get(names.get(code, "?"), 0) + 1
             if code == Exit.MISS:
                 disp.insert(self.translator.lookup(st.rip))
             elif code == Exit.HOT:
-                for t in self.translator.promote(st.rip, lambda a: disp.count(a) > 0):
+                for t in self.translator.promote(st.rip, lambda a: disp.count(a) >= WARM):
                     disp.insert(t)
             elif code == Exit.SYSCALL:
                 do_syscall(self)
@@ -186,7 +188,7 @@ class Machine:
             ("blocks translated", f"{s.blocks}"),
             ("guest instructions translated", f"{s.insns}"),
             ("LLVM modules compiled", f"{s.modules}"),
-            ("blocks recompiled hot (optimising tier)", f"{tr.hot_blocks}"),
+            ("hot regions (optimising tier)", f"{s.regions} ({tr.hot_blocks} blocks)"),
             ("blocks executed (native dispatch)", f"{native_hits}"),
             ("block cache hits", f"{cache.hits}"),
             ("block cache misses", f"{cache.misses}"),

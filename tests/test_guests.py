@@ -53,3 +53,22 @@ def test_unsupported_instruction_is_reported_with_address_bytes_and_mnemonic():
     (line,) = jit.stderr.decode().splitlines()
     assert line.startswith("jitbt: unsupported instruction at 0x401000: 62 f1 6d 48 fe d9")
     assert "vpaddd" in line and "SIGILL" in line
+
+
+def test_guest_spinning_in_a_hot_loop_still_answers_sigint():
+    """A hot loop becomes a region function whose back edge never leaves native code; the
+    back-edge budget must still bring control back to Python so that Ctrl-C works."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+    p = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", str(BUILD / "spin")],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.readline() == b"spinning\n"
+    time.sleep(1.5)          # long enough for the loop to turn hot and run as a region
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 130
+    assert err.decode().strip() == "jitbt: interrupted"

@@ -29,6 +29,7 @@ class Stats:
     blocks: int = 0
     insns: int = 0
     modules: int = 0
+    regions: int = 0
     seconds_decode: float = 0.0
     seconds_ir: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -44,6 +45,7 @@ class Translator:
         self.tiered = tiered and opt_level > 0
         self.cold = Codegen(0) if self.tiered else self.codegen
         self.region_blocks = region_blocks
+        self.hot_region_blocks = 16          # -O2 time grows faster than linearly with size
         self.cache = BlockCache(cache_size, key=(opt_level, checked_memory))
         self.stats = Stats()
         self.hot_blocks = 0
@@ -95,13 +97,27 @@ class Translator:
             t = self.cache._lru.get((a,) + self.cache.key)
             return t is not None and not t.hot and executed(a)
         t0 = time.perf_counter()
-        blocks = self.decode_region(address, include=include)
+        blocks = self.decode_region(address, self.hot_region_blocks, include=include)
         self.stats.seconds_decode += time.perf_counter() - t0
-        out = self.compile_blocks(blocks, hot=True)
-        for t in out:
-            self.cache.put(t)
-        self.hot_blocks += len(out)
-        return out
+        t = self.compile_region(blocks)
+        self.cache.put(t)
+        self.hot_blocks += len(blocks)
+        self.stats.regions += 1
+        return [t]
+
+    def compile_region(self, blocks) -> Translation:
+        """Compile blocks as one function entered at the first, by the optimising tier."""
+        t1 = time.perf_counter()
+        name = f"r_{blocks[0].start:x}_{next(self._serial)}"
+        text, used = self.lifter.lift(blocks, name)
+        ir = module_text([text], used)
+        self.stats.seconds_ir += time.perf_counter() - t1
+        host = self.codegen.compile(ir, [name])[name]
+        self.stats.modules += 1
+        head = blocks[0]
+        return Translation(head.start, max(head.end, head.start + 1), host,
+                           sum(len(b.insns) for b in blocks), name, True,
+                           tuple((b.start, max(b.end, b.start + 1)) for b in blocks))
 
     def compile_blocks(self, blocks, hot: bool = True) -> list[Translation]:
         """Lift blocks into one LLVM module and compile it (the cache is left alone)."""

@@ -26,9 +26,17 @@ class Translation:
     ninsns: int
     name: str
     hot: bool = False  # compiled by the optimising tier
+    ranges: tuple = ()  # for a region: the (start, end) of every block in it
 
-    def pages(self) -> range:
-        return range(self.address >> PAGE_SHIFT, ((max(self.end, self.address + 1) - 1) >> PAGE_SHIFT) + 1)
+    def extents(self) -> tuple:
+        return self.ranges or ((self.address, max(self.end, self.address + 1)),)
+
+    def pages(self) -> set:
+        return {p for start, end in self.extents()
+                for p in range(start >> PAGE_SHIFT, ((end - 1) >> PAGE_SHIFT) + 1)}
+
+    def overlaps(self, start: int, end: int) -> bool:
+        return any(s < end and e > start for s, e in self.extents())
 
 
 class _LRU(LRUCache):
@@ -86,7 +94,7 @@ class BlockCache:
         for page in range(start >> PAGE_SHIFT, ((end - 1) >> PAGE_SHIFT) + 1):
             for addr in list(self._by_page.get(page, ())):
                 t = self._lru.get((addr,) + self.key)
-                if t is not None and t.address < end and t.end > start:
+                if t is not None and t.overlaps(start, end):
                     del self._lru[(addr,) + self.key]
                     self._unindex(t)
                     removed.append(t)

@@ -69,10 +69,10 @@ ALL_FLAGS = frozenset(FLAG_NAMES)
 
 
 class _Retry(Exception):
-    """A semantic gave up on instruction `index`: lift again with the block ending there."""
+    """A semantic gave up on an instruction: lift again with its block ending there."""
 
-    def __init__(self, index: int):
-        self.index = index
+    def __init__(self, where: tuple[int, int]):
+        self.where = where      # (block index, instruction index)
 
 
 class Lifter:
@@ -81,15 +81,20 @@ class Lifter:
         self.flag_liveness = flag_liveness
 
     def lift(self, block, name: str) -> tuple[str, set]:
-        """The IR text of the function for `block`, and the intrinsics it uses."""
-        stop = None
+        """The IR text of the function for `block`, and the intrinsics it uses.
+
+        `block` may be a list of blocks (a region): they become one function entered at the
+        first block, and direct branches between them become branches inside the function.
+        """
+        blocks = block if isinstance(block, list) else [block]
+        stops: dict[int, int] = {}
         while True:
-            fn = FunctionLifter(self, block, stop)
+            fn = FunctionLifter(self, blocks, stops)
             try:
                 body = fn.run()
                 break
             except _Retry as r:
-                stop = r.index
+                stops[r.where[0]] = r.where[1]
         return (f"define i32 @{name}({FUNCTION_ARGS}) {{\nentry:\n"
                 + "\n".join(fn.entry) + "\n" + body + "\n}\n"), fn.b.intrinsics
 
@@ -112,12 +117,15 @@ def flag_liveness(insns, stop: int | None = None) -> list[frozenset]:
 
 
 class FunctionLifter:
-    """Builds the IR of one block. Semantics receive this object as ``L``."""
+    """Builds the IR of one block, or of a region of blocks. Semantics receive it as ``L``."""
 
-    def __init__(self, lifter: Lifter, block, stop: int | None = None):
+    def __init__(self, lifter: Lifter, blocks, stops: dict[int, int]):
         self.lifter = lifter
-        self.block = block
-        self.stop = stop              # index of an instruction to leave as UNSUPPORTED
+        self.blocks = blocks
+        self.stops = stops            # block index -> instruction to leave as UNSUPPORTED
+        self.labels = {b.start: f"blk_{b.start:x}" for b in blocks} if len(blocks) > 1 else {}
+        self.block = blocks[0]
+        self.stop = None
         self.b = IRBuilder()
         self.entry: list[str] = []
         self._ptrs: dict[tuple, str] = {}
@@ -126,6 +134,17 @@ class FunctionLifter:
 
     # ---- driving ---------------------------------------------------------------------------
     def run(self) -> str:
+        for i, block in enumerate(self.blocks):
+            self.block, self.stop = block, self.stops.get(i)
+            if self.labels:
+                self.b.label(self.labels[block.start])
+            try:
+                self._run_block()
+            except _Retry as r:
+                raise _Retry((i, r.where[1])) from None
+        return self.b.text()
+
+    def _run_block(self) -> None:
         b = self.b
         insns = self.block.insns
         if self.lifter.flag_liveness:
@@ -146,7 +165,7 @@ class FunctionLifter:
             try:
                 sem.fn(self, insn)
             except Unsupported:
-                raise _Retry(i) from None
+                raise _Retry((0, i)) from None
             if b.terminated:
                 break
         if not b.terminated:
@@ -156,8 +175,7 @@ class FunctionLifter:
                            f"i64 {const(addr, 64)}, i32 {SIGSEGV})")
                 b.stmt(f"ret i32 {r}")
             else:
-                self._exit_at(self.block.end, Exit.CONTINUE)
-        return b.text()
+                self.goto(self.block.end)
 
     def _rewrite(self, insn, rule) -> None:
         b = self.b
@@ -445,8 +463,46 @@ class FunctionLifter:
 
     def jump(self, target: str) -> None:
         """End the block: continue at the guest address `target` (i64 value or constant)."""
+        if self.labels and target.lstrip("-").isdigit():
+            self.goto(int(target) & 0xFFFFFFFFFFFFFFFF)
+            return
         self.b.stmt(f"store i64 {target}, ptr {self.ptr('rip')}")
         self.b.stmt(f"ret i32 {Exit.CONTINUE}")
+
+    def goto(self, address: int) -> None:
+        """End the block with a direct transfer to `address`: a branch inside the function when
+        the region holds that block, else an exit to the dispatcher."""
+        label = self.labels.get(address)
+        if label is None:
+            self._exit_at(address, Exit.CONTINUE)
+            return
+        if address <= self.block.start:
+            # A back edge: count it, so a guest looping inside the region still returns to the
+            # runtime now and then (signals, stop requests).
+            b = self.b
+            t = b.emit(f"load i64, ptr {self.ptr('ticks')}")
+            t1 = b.emit(f"sub i64 {t}, 1")
+            b.stmt(f"store i64 {t1}, ptr {self.ptr('ticks')}")
+            spent = b.emit(f"icmp sle i64 {t1}, 0")
+            out = b.new_label("spent")
+            b.stmt(f"br i1 {spent}, label %{out}, label %{label}, !prof !1")
+            b.label(out)
+            self._exit_at(address, Exit.BUDGET)
+            return
+        self.b.stmt(f"br label %{label}")
+
+    def branch(self, cond: str, taken: int, not_taken: int) -> None:
+        """End the block with a conditional direct transfer (jcc and friends)."""
+        if not self.labels or (taken not in self.labels and not_taken not in self.labels):
+            self.jump(self.select(cond, 64, const(taken, 64), const(not_taken, 64)))
+            return
+        b = self.b
+        yes, no = b.new_label("taken"), b.new_label("not_taken")
+        b.stmt(f"br i1 {cond}, label %{yes}, label %{no}")
+        b.label(yes)
+        self.goto(taken)
+        b.label(no)
+        self.goto(not_taken)
 
     def reg_name(self, index: int) -> str:
         return GPR_NAMES[index]
@@ -457,4 +513,5 @@ def module_text(functions: list[str], intrinsics: set[str]) -> str:
     from .irbuilder import INTRINSICS
     decls = "\n".join(INTRINSICS[i] for i in sorted(intrinsics))
     return (MODULE_HEADER + decls + "\n\n" + "\n".join(functions)
-            + '\n!0 = !{!"branch_weights", i32 1000, i32 1}\n')
+            + '\n!0 = !{!"branch_weights", i32 1000, i32 1}\n'
+            + '!1 = !{!"branch_weights", i32 1, i32 1000}\n')

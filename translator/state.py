@@ -30,6 +30,7 @@ FIELDS = (
     ("fault_addr", ctypes.c_uint64, "i64"),   # address that faulted (SIGSEGV) or 0
     ("exit_arg", ctypes.c_uint64, "i64"),     # extra word for an exit (e.g. which helper)
     ("hits", ctypes.c_uint64, "i64"),         # blocks run from the native lookup table
+    ("ticks", ctypes.c_int64, "i64"),         # back edges a region may take before BUDGET
     ("fault_sig", ctypes.c_uint32, "i32"),    # guest signal number of a fault exit
     ("pad0", ctypes.c_uint32, "i32"),
 ) + tuple((f, ctypes.c_uint8, "i8") for f in FLAG_NAMES) + (

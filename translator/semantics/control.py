@@ -3,6 +3,8 @@ next guest address in rip; the dispatcher finds (or translates) the block there.
 from ..irbuilder import const
 from . import cc_reads, semantic, with_cc
 
+MASK = (1 << 64) - 1
+
 
 @semantic("jmp")
 def jmp(L, insn):
@@ -11,15 +13,14 @@ def jmp(L, insn):
 
 @semantic(*with_cc("j"), reads=cc_reads("j"))
 def jcc(L, insn):
-    target = L.read(insn.ops[0], 64)
-    L.jump(L.select(L.cond(insn.mnemonic[1:]), 64, target, const(insn.next, 64)))
+    L.branch(L.cond(insn.mnemonic[1:]), insn.ops[0].imm & MASK, insn.next)
 
 
 @semantic("jrcxz", "jecxz")
 def jrcxz(L, insn):
     size = 8 if insn.mnemonic == "jrcxz" else 4
     zero = L.icmp("eq", size * 8, L.get_gpr(1, size), "0")
-    L.jump(L.select(zero, 64, L.read(insn.ops[0], 64), const(insn.next, 64)))
+    L.branch(zero, insn.ops[0].imm & MASK, insn.next)
 
 
 @semantic("loop", "loope", "loopne", reads=lambda m: "" if m == "loop" else "zf")
@@ -32,7 +33,7 @@ def loop(L, insn):
         if insn.mnemonic == "loopne":
             zf = L.b.emit(f"xor i1 {zf}, true")
         taken = L.b.emit(f"and i1 {taken}, {zf}")
-    L.jump(L.select(taken, 64, L.read(insn.ops[0], 64), const(insn.next, 64)))
+    L.branch(taken, insn.ops[0].imm & MASK, insn.next)
 
 
 @semantic("call")
