@@ -8,6 +8,12 @@ mismatches on defined state, and separately on the flags the manual leaves undef
     host, jit = HostCPU(), JitCPU()
     result = check_form(host, jit, Form("add rcx, rdx", "add"), vectors)
     assert not result.mismatches
+
+SSE state: a vector may carry two more items, ``(regs, rflags, mem, xmm, mxcsr)`` with ``xmm`` a
+dict {register number: 128-bit int}; xmm0..xmm15 and MXCSR are compared after every run (three-item
+vectors start from zeroed xmm registers and the default MXCSR). MXCSR's exception flags (bits 0-5)
+are set by hardware on inexact, overflow and the like, which jitbt does not model yet: they are
+counted in ``Result.mxcsr_flag_mismatches``, like undefined flags, and only bits 6-15 must match.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ import random
 from dataclasses import dataclass, field
 
 from hostcpu import FLAG_BITS as HOST_FLAG_BITS
-from hostcpu import GPR_NAMES, HostCPU, assemble  # noqa: F401  (re-exported for tests)
+from hostcpu import MXCSR_DEFAULT, GPR_NAMES, HostCPU, assemble  # noqa: F401  (re-exported)
 from runtime.memory import GuestMemory
 from translator import Translator
 from translator.codegen import BLOCK_FN
@@ -27,6 +33,8 @@ CODE = 0x10000
 DATA = 0x20000
 MEM_SIZE = 4096
 FLAGS = tuple(f.lower() for f in HOST_FLAG_BITS)
+MXCSR_STATUS = 0x3F          # exception flag bits: not modelled yet (see the module docstring)
+U64 = (1 << 64) - 1
 
 
 class JitCPU:
@@ -60,7 +68,18 @@ class JitCPU:
         self.fn = BLOCK_FN(t.host)
 
     def run(self, regs: dict, rflags: int, mem: bytes | None = None):
+        code, out, flags, mem, _, _ = self.run_full(regs, rflags, mem)
+        return code, out, flags, mem
+
+    def run_full(self, regs: dict, rflags: int, mem: bytes | None = None,
+                 xmm: dict | None = None, mxcsr: int = MXCSR_DEFAULT):
+        """As run(), from and returning the SSE state too (xmm: {number: 128-bit int})."""
         st = self.state
+        xmm = xmm or {}
+        for i in range(16):
+            v = xmm.get(i, 0)
+            st.xmm[i][0], st.xmm[i][1] = v & U64, v >> 64
+        st.mxcsr = mxcsr
         for i, name in enumerate(GPR_NAMES):
             st.gpr[i] = regs.get(name, 0)
         st.gpr[4] = DATA + MEM_SIZE      # rsp: unused by the forms, but inside guest memory
@@ -70,7 +89,8 @@ class JitCPU:
             self.mem.write(DATA, mem)
         code = self.fn(ctypes.addressof(st), self.mem.base, self.mem.perm_base)
         out = {name: st.gpr[i] for i, name in enumerate(GPR_NAMES) if name != "rsp"}
-        return code, out, st.rflags(), self.mem.read(DATA, MEM_SIZE)
+        xmm_out = {i: st.xmm[i][0] | st.xmm[i][1] << 64 for i in range(16)}
+        return code, out, st.rflags(), self.mem.read(DATA, MEM_SIZE), xmm_out, st.mxcsr
 
 
 @dataclass
@@ -91,6 +111,7 @@ class Result:
     vectors: int = 0
     mismatches: list = field(default_factory=list)       # defined state
     undefined_mismatches: int = 0                         # flags the manual leaves undefined
+    mxcsr_flag_mismatches: int = 0                        # MXCSR bits 0-5 (not modelled yet)
 
 
 def flag_dict(rflags: int) -> dict:
@@ -99,7 +120,8 @@ def flag_dict(rflags: int) -> dict:
 
 def check_form(host: HostCPU, jit: JitCPU, form: Form, vectors, predicate=None,
                defined_extra=None) -> Result:
-    """Run `vectors` (regs, rflags, mem) through both CPUs; compare everything defined.
+    """Run `vectors` (regs, rflags, mem[, xmm, mxcsr]) through both CPUs; compare everything
+    defined.
 
     `predicate(regs)` returns "fault" for inputs that raise #DE natively (checked to be SIGFPE
     under jitbt, never run natively). `defined_extra(regs)` names undefined flags that are
@@ -110,7 +132,9 @@ def check_form(host: HostCPU, jit: JitCPU, form: Form, vectors, predicate=None,
     jit.prepare(code)
     sem = SEMANTICS[jit.insn.mnemonic]
     res = Result(form)
-    for regs, rflags, mem in vectors:
+    for vec in vectors:
+        regs, rflags, mem = vec[:3]
+        xmm, mxcsr = vec[3:] if len(vec) > 3 else (None, MXCSR_DEFAULT)
         res.vectors += 1
         if predicate is not None and predicate(regs) == "fault":
             exit_code, _, _, _ = jit.run(regs, rflags, mem)
@@ -123,8 +147,9 @@ def check_form(host: HostCPU, jit: JitCPU, form: Form, vectors, predicate=None,
         for r in form.pointers:
             host_regs[r] = (host.mem_address + regs.get(r, 0)) % (1 << 64)
             jit_regs[r] = (jit.mem_address + regs.get(r, 0)) % (1 << 64)
-        h_regs, h_flags, h_mem = host.run(host_regs, rflags, mem)
-        exit_code, j_regs, j_flags, j_mem = jit.run(jit_regs, rflags, mem)
+        h_regs, h_flags, h_mem, h_xmm, h_mxcsr = host.run_full(host_regs, rflags, mem, xmm, mxcsr)
+        exit_code, j_regs, j_flags, j_mem, j_xmm, j_mxcsr = jit.run_full(jit_regs, rflags, mem,
+                                                                         xmm, mxcsr)
         for r in form.pointers:
             h_regs[r] = (h_regs[r] - host.mem_address) % (1 << 64)
             j_regs[r] = (j_regs[r] - jit.mem_address) % (1 << 64)
@@ -134,6 +159,13 @@ def check_form(host: HostCPU, jit: JitCPU, form: Form, vectors, predicate=None,
         for name in h_regs:
             if h_regs[name] != j_regs[name]:
                 problems.append(f"{name}: host {h_regs[name]:#x} jit {j_regs[name]:#x}")
+        for i in range(16):
+            if h_xmm[i] != j_xmm[i]:
+                problems.append(f"xmm{i}: host {h_xmm[i]:#034x} jit {j_xmm[i]:#034x}")
+        if (h_mxcsr ^ j_mxcsr) & ~MXCSR_STATUS:
+            problems.append(f"mxcsr: host {h_mxcsr:#x} jit {j_mxcsr:#x}")
+        elif h_mxcsr != j_mxcsr:
+            res.mxcsr_flag_mismatches += 1
         if h_mem != j_mem:
             diff = next(i for i in range(len(h_mem)) if h_mem[i] != j_mem[i])
             problems.append(f"memory differs from offset {diff}")

@@ -14,13 +14,18 @@ pointer arrives in ``rdi``).  The state block is 17 qwords::
     state[0..15]  GPRs in GPR_NAMES (x86 encoding) order; the rsp slot (4)
                   is unused
     state[16]     RFLAGS
+    state[17]     MXCSR (low 32 bits)
+    state[18]     the host's MXCSR, saved by the prologue and restored by the epilogue
+    state[20..51] xmm0..xmm15, two qwords each (low qword first); 16-byte aligned
 
 The prologue saves the callee-saved registers (rbx, rbp, r12-r15), pushes the
-state pointer, loads RFLAGS (push/popfq), then loads every GPR except rsp from
+state pointer, loads RFLAGS (push/popfq), saves the host's MXCSR in the state
+block and loads the guest's, loads xmm0..xmm15, then every GPR except rsp from
 the state block, rdi last.  The epilogue does pushfq; push rax; reloads the
-state pointer from the stack, stores every GPR, then the saved rax and RFLAGS,
-discards the saved state pointer, clears DF (cld - the ABI requires DF=0 on
-return to C code), restores the callee-saved registers and returns.
+state pointer from the stack, stores every GPR, xmm0..xmm15 and MXCSR, restores
+the host's MXCSR, then stores the saved rax and RFLAGS, discards the saved state
+pointer, clears DF (cld - the ABI requires DF=0 on return to C code), restores
+the callee-saved registers and returns.
 
 Contract for callers (violations crash or corrupt the Python process; there
 are deliberately no signal handlers):
@@ -34,9 +39,13 @@ are deliberately no signal handlers):
   access outside the scratch buffer (:attr:`HostCPU.mem_address`, ``mem_size``
   bytes; the buffer is page aligned), no privileged or undefined opcodes
   (#UD / #GP).  Filtering such inputs is the caller's job.
-* Only the 15 GPRs (all but rsp) and the RFLAGS bits in :data:`FLAG_BITS` are
-  set up and observed.  Vector/x87 registers are neither initialised nor
-  captured, and MXCSR / the x87 control word must not be left modified.
+* Only the 15 GPRs (all but rsp), the RFLAGS bits in :data:`FLAG_BITS`,
+  xmm0..xmm15 and MXCSR are set up and observed (:meth:`HostCPU.run_full`;
+  :meth:`HostCPU.run` starts from zeroed xmm registers and the default MXCSR
+  0x1F80).  MXCSR must keep every exception masked (bits 7-12 set), so SSE
+  faults cannot happen; the host's MXCSR is restored on the way out.  x87
+  state is neither initialised nor captured, and the x87 control word must
+  not be left modified.
 * Input RFLAGS: only the FLAG_BITS bits are honoured; all others are forced
   to 0 except reserved bit 1, which is always 1 (so TF/AC/etc. are never set).
 """
@@ -48,7 +57,7 @@ import mmap
 
 from keystone import KS_ARCH_X86, KS_MODE_64, Ks
 
-__all__ = ["GPR_NAMES", "FLAG_BITS", "FLAG_MASK", "HostCPU", "assemble"]
+__all__ = ["GPR_NAMES", "FLAG_BITS", "FLAG_MASK", "MXCSR_DEFAULT", "HostCPU", "assemble"]
 
 GPR_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
              "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
@@ -57,7 +66,13 @@ FLAG_MASK = sum(1 << b for b in FLAG_BITS.values())
 
 _RSP = GPR_NAMES.index("rsp")
 _RFLAGS_SLOT = len(GPR_NAMES)            # 16
-_STATE_QWORDS = _RFLAGS_SLOT + 1         # 17
+_MXCSR_SLOT = _RFLAGS_SLOT + 1           # 17
+_HOST_MXCSR_SLOT = _MXCSR_SLOT + 1       # 18
+_XMM_SLOT = 20                           # xmm0 at state[20] (byte 160, 16-byte aligned)
+_STATE_QWORDS = _XMM_SLOT + 2 * 16       # 52
+MXCSR_DEFAULT = 0x1F80
+_MXCSR_MASKS = 0x1F80                    # the six exception mask bits
+_U128 = (1 << 128) - 1
 _U64 = (1 << 64) - 1
 _REG_INDEX = {n: i for i, n in enumerate(GPR_NAMES) if n != "rsp"}
 _OUT_NAMES = tuple(n for n in GPR_NAMES if n != "rsp")
@@ -101,11 +116,19 @@ def _off(name: str) -> int:
     return 8 * GPR_NAMES.index(name)
 
 
+def _xmm_off(i: int) -> int:
+    return 8 * (_XMM_SLOT + 2 * i)
+
+
 def _prologue_asm() -> str:
     lines = [f"push {r}" for r in _CALLEE_SAVED]
     lines.append("push rdi")                       # state pointer
     lines.append(f"push qword ptr [rdi + {8 * _RFLAGS_SLOT}]")
     lines.append("popfq")
+    lines.append(f"stmxcsr dword ptr [rdi + {8 * _HOST_MXCSR_SLOT}]")
+    lines.append(f"ldmxcsr dword ptr [rdi + {8 * _MXCSR_SLOT}]")
+    for i in range(16):
+        lines.append(f"movups xmm{i}, xmmword ptr [rdi + {_xmm_off(i)}]")
     for name in GPR_NAMES:
         if name in ("rsp", "rdi"):
             continue
@@ -122,6 +145,10 @@ def _epilogue_asm() -> str:
         if name in ("rsp", "rax"):
             continue
         lines.append(f"mov qword ptr [rax + {_off(name)}], {name}")
+    for i in range(16):
+        lines.append(f"movups xmmword ptr [rax + {_xmm_off(i)}], xmm{i}")
+    lines.append(f"stmxcsr dword ptr [rax + {8 * _MXCSR_SLOT}]")
+    lines.append(f"ldmxcsr dword ptr [rax + {8 * _HOST_MXCSR_SLOT}]")
     lines.append(f"pop qword ptr [rax + {_off('rax')}]")
     lines.append(f"pop qword ptr [rax + {8 * _RFLAGS_SLOT}]")
     lines.append("pop rax")                        # discard state pointer
@@ -167,8 +194,10 @@ class HostCPU:
                               flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
                               prot=mmap.PROT_READ | mmap.PROT_WRITE)
         self._mem_addr = ctypes.addressof(ctypes.c_char.from_buffer(self._mem))
-        self._state = (ctypes.c_uint64 * _STATE_QWORDS)()
-        self._state_addr = ctypes.addressof(self._state)
+        self._state = (ctypes.c_uint64 * (_STATE_QWORDS + 1))()
+        # 16-byte align the block so the xmm slots are aligned (one spare qword allows for it).
+        self._state_addr = -(-ctypes.addressof(self._state) // 16) * 16
+        self._slots = (ctypes.c_uint64 * _STATE_QWORDS).from_address(self._state_addr)
         # Keep the CFUNCTYPE object alive for the lifetime of this HostCPU.
         self._fn = _STUB_TYPE(self._code_addr)
         self._prepared = False
@@ -216,9 +245,25 @@ class HostCPU:
         regs_after holds all 15 names except "rsp" and scratch_bytes is the
         full ``mem_size``-byte buffer.
         """
+        regs, flags, mem, _, _ = self.run_full(regs, rflags, mem)
+        return regs, flags, mem
+
+    def run_full(self, regs: dict, rflags: int, mem: bytes | None = None,
+                 xmm: dict | None = None, mxcsr: int = MXCSR_DEFAULT
+                 ) -> tuple[dict, int, bytes, dict, int]:
+        """As :meth:`run`, plus the SSE state.
+
+        ``xmm`` maps register numbers 0..15 to 128-bit ints (missing ones start
+        as 0); ``mxcsr`` must keep all exceptions masked (bits 7-12 set) and its
+        reserved bits 16-31 clear.  Returns ``(regs, rflags, scratch, xmm,
+        mxcsr)`` with all 16 xmm registers.
+        """
         if not self._prepared:
             raise RuntimeError("prepare() must be called before run()")
-        state = self._state
+        if mxcsr & _MXCSR_MASKS != _MXCSR_MASKS or mxcsr >> 16:
+            raise ValueError(f"mxcsr={mxcsr:#x} must mask every exception and keep bits "
+                             "16-31 clear")
+        state = self._slots
         for i in range(_STATE_QWORDS):
             state[i] = 0
         for name, value in regs.items():
@@ -229,6 +274,12 @@ class HostCPU:
                 raise ValueError(f"{name}={value!r} out of range 0..2**64-1")
             state[idx] = value
         state[_RFLAGS_SLOT] = (rflags & FLAG_MASK) | 0x2
+        state[_MXCSR_SLOT] = mxcsr
+        for i, value in (xmm or {}).items():
+            if i not in range(16) or not 0 <= value <= _U128:
+                raise ValueError(f"cannot set xmm{i} to {value!r}")
+            state[_XMM_SLOT + 2 * i] = value & _U64
+            state[_XMM_SLOT + 2 * i + 1] = value >> 64
         if mem is not None:
             n = len(mem)
             if n > self._mem_size:
@@ -237,4 +288,7 @@ class HostCPU:
             self._mem[:n] = mem
         self._fn(self._state_addr)
         out = {name: state[_REG_INDEX[name]] for name in _OUT_NAMES}
-        return out, state[_RFLAGS_SLOT] & FLAG_MASK, self._mem[:self._mem_size]
+        xmm_out = {i: state[_XMM_SLOT + 2 * i] | state[_XMM_SLOT + 2 * i + 1] << 64
+                   for i in range(16)}
+        return (out, state[_RFLAGS_SLOT] & FLAG_MASK, self._mem[:self._mem_size], xmm_out,
+                state[_MXCSR_SLOT] & 0xFFFFFFFF)

@@ -199,3 +199,59 @@ def test_run_is_cheap():
     elapsed = time.perf_counter() - t0
     assert out["rax"] == 10000
     assert elapsed < 2.0, f"10000 runs took {elapsed:.2f}s"
+
+
+# ---- SSE state (run_full) ---------------------------------------------------------------------
+
+XMM_VALUES = {i: (0x0123456789ABCDEF_FEDCBA9876543210 * (i + 1) ^ (i << 120)) & ((1 << 128) - 1)
+              for i in range(16)}
+
+
+def test_xmm_and_mxcsr_round_trip_through_nop(hc):
+    hc.prepare(assemble("nop"))
+    regs, fl, _, xmm, mxcsr = hc.run_full({"rax": 5}, CF, None, XMM_VALUES, 0x7F80)
+    assert xmm == XMM_VALUES
+    assert mxcsr == 0x7F80          # round toward zero, all exceptions masked
+    assert regs["rax"] == 5 and fl == CF
+    # run() starts from zeroed xmm registers and the default MXCSR.
+    _, _, _, xmm, mxcsr = hc.run_full({}, 0)
+    assert xmm == {i: 0 for i in range(16)} and mxcsr == 0x1F80
+
+
+def test_sse_instruction_sees_and_sets_state(hc):
+    # paddq: 64-bit lanes add independently (SDM PADDQ).
+    hc.prepare(assemble("paddq xmm3, xmm12"))
+    a = (1 << 64) | ((1 << 64) - 1)
+    c = (5 << 64) | 1
+    _, _, _, xmm, _ = hc.run_full({}, 0, None, {3: a, 12: c})
+    assert xmm[3] == 6 << 64 and xmm[12] == c
+
+
+def test_mxcsr_rounding_control_is_honoured_and_host_mxcsr_restored(hc):
+    # cvtsd2si rounds by MXCSR.RC: 2.5 -> 2 (nearest even), 2 (down), 3 (up), 2 (toward zero).
+    hc.prepare(assemble("cvtsd2si rax, xmm0"))
+    two_and_half = struct.unpack("<Q", struct.pack("<d", 2.5))[0]
+    got = [hc.run_full({}, 0, None, {0: two_and_half}, 0x1F80 | rc << 13)[0]["rax"]
+           for rc in (0, 1, 3, 2)]
+    assert got == [2, 2, 2, 3]
+    # The host's own rounding is untouched afterwards: Python's division still rounds to nearest
+    # (under the last run's round-up it would give 0.33333333333333337).
+    one, three = [1.0, 3.0]
+    assert repr(one / three) == "0.3333333333333333"
+
+
+def test_sticky_exception_flags_are_reported(hc):
+    # 1.0 / 3.0 is inexact: MXCSR.PE (bit 5) becomes set.
+    hc.prepare(assemble("divsd xmm0, xmm1"))
+    one, three = (struct.unpack("<Q", struct.pack("<d", v))[0] for v in (1.0, 3.0))
+    _, _, _, xmm, mxcsr = hc.run_full({}, 0, None, {0: one, 1: three})
+    assert mxcsr == 0x1F80 | 0x20
+    assert struct.unpack("<d", struct.pack("<Q", xmm[0] & M64))[0] == 1.0 / 3.0
+
+
+def test_rejects_unmasked_mxcsr(hc):
+    hc.prepare(assemble("nop"))
+    with pytest.raises(ValueError):
+        hc.run_full({}, 0, None, None, 0x1F00)    # invalid-operation exception unmasked
+    with pytest.raises(ValueError):
+        hc.run_full({}, 0, None, {16: 0})

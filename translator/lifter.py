@@ -239,6 +239,15 @@ class FunctionLifter:
     def set_xmm(self, index: int, value: str) -> None:
         self.b.stmt(f"store i128 {value}, ptr {self.ptr('xmm', index)}, align 8")
 
+    # ---- vectors ----
+    def vec(self, value: str, vty: str) -> str:
+        """An i128 (an xmm value) seen as the vector type `vty`, e.g. ``<4 x float>``."""
+        return self.b.emit(f"bitcast i128 {value} to {vty}")
+
+    def unvec(self, value: str, vty: str) -> str:
+        """A 128-bit vector of type `vty` back as i128 (what set_xmm stores)."""
+        return self.b.emit(f"bitcast {vty} {value} to i128")
+
     def get_flag(self, name: str) -> str:
         """A flag as an i1."""
         v = self.b.emit(f"load i8, ptr {self.ptr(name)}")

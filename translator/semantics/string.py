@@ -5,7 +5,8 @@ fault in the middle leaves rcx, rsi and rdi as the hardware would: counting the 
 """
 from . import semantic
 
-MNEMONICS = [base + s for base in ("stos", "movs", "lods") for s in "bwdq"]
+# movsd is also an SSE move: translator/semantics/sse.py owns the mnemonic and calls string_op.
+MNEMONICS = [base + s for base in ("stos", "movs", "lods") for s in "bwdq" if base + s != "movsd"]
 
 
 @semantic(*MNEMONICS, reads="df")
