@@ -23,6 +23,7 @@ from translator.state import SIGILL, CPUState, Exit
 
 from . import cpu
 from .dispatcher import HOT_THRESHOLD, Dispatcher
+from .fdtable import FdTable
 from .loader import build_stack, load_elf
 from .memory import GuestMemory
 from .syscalls import GuestExit, do_syscall
@@ -68,7 +69,7 @@ class Machine:
         self.dispatcher = Dispatcher(self.translator.codegen)
         self.translator.cache.on_evict = self.dispatcher.remove
         self.mem.on_unmap = self._code_unmapped
-        self.fds = {0: 0, 1: 1, 2: 2}
+        self.fds = FdTable()
         self.brk_start = self.brk = self.brk_limit = 0
         self.unimplemented: dict[int, int] = {}
         self.seconds_run = 0.0
