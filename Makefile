@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the build and the tests need: command -> package
-DEBS   := gcc:gcc make:make readelf:binutils
+DEBS   := gcc:gcc make:make readelf:binutils musl-gcc:musl-tools qemu-x86_64:qemu-user
 
 .PHONY: run test guests deps venv clean
 

@@ -17,7 +17,7 @@ from conformance import FLAGS, Form, HostCPU, JitCPU, check_form, random_flags
 from hostcpu import GPR_NAMES
 
 W = (8, 16, 32, 64)
-PTR = {8: "byte", 16: "word", 32: "dword", 64: "qword"}
+PTR = {8: "byte", 16: "word", 32: "dword", 64: "qword", 128: "xmmword"}
 MEM = "{ptr} ptr [rbx + 8]"
 MEM_OFFSET = 8
 # operand register pairs (dst, src) per width; rbx is the memory base, rsp is never used
@@ -141,6 +141,15 @@ def forms() -> list[tuple[Form, list]]:
         add(m, m, ("rax", 64), ("rdx", 64))
     for m in ("lahf", "sahf", "clc", "stc", "cmc", "nop"):
         add(m, m, ("rax", 64), inputs="flags")
+    for m in ("cmpxchg", "xadd"):
+        for w in W:
+            (d, s), (d2, s2) = PAIRS[w]
+            add(f"{m} {d}, {s}", m, ("rax", w), (d, w), (s, w), inputs="cmpxchg")
+            add(f"{m} {MEM.format(ptr=PTR[w])}, {s2}", m, ("rax", w), ("mem", w), (s2, w),
+                inputs="cmpxchg")
+    for m, w in (("cmpxchg8b", 64), ("cmpxchg16b", 128)):
+        out.append((Form(f"{m} {PTR.get(w, 'xmmword')} ptr [rdi + 16]", m, f"pair{w}",
+                         pointers=("rdi",)), []))
     for kind in ("stos", "movs", "lods"):
         for suffix in "bwdq":
             for rep in ("", "rep "):
@@ -203,6 +212,22 @@ def vectors(form: Form, slots, seed: int):
                 else:
                     put(regs, mem, (FULL_OF[w]["rdx"], w), hi)
         out.append((regs, flags, bytes(mem)))
+    if kind == "cmpxchg":        # half the vectors make accumulator and destination equal
+        for i, (regs, flags, mem) in enumerate(out):
+            if i % 2:
+                mem = bytearray(mem)
+                put(regs, mem, slots[1], regs["rax"])
+                out[i] = (regs, flags, bytes(mem))
+    if kind.startswith("pair"):      # cmpxchg8b/16b: [rdi+16] equal to rdx:rax half the time
+        w = int(kind[4:]) // 2
+        out = []
+        for i in range(32):
+            regs, flags, mem = base()
+            mem = bytearray(mem)
+            if i % 2:
+                lo, hi = regs["rax"] & ((1 << w) - 1), regs["rdx"] & ((1 << w) - 1)
+                mem[16:16 + 2 * w // 8] = (lo | hi << w).to_bytes(2 * w // 8, "little")
+            out.append((regs, flags, bytes(mem)))
     if kind == "string":        # rsi/rdi are offsets into the 4 KiB buffer; both directions
         out = []
         for i in range(24):
