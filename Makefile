@@ -2,6 +2,7 @@
 #   make run     set up everything (virtual environment, guest programs) and run a guest under jitbt
 #   make test    run the test suite
 #   make guests  build the guest programs
+#   make bench   run the benchmark suite: native vs jitbt vs qemu-x86_64 (minutes; not part of test)
 #   make clean   remove what the build made
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +10,7 @@ BIN    := $(VENV)/bin
 # Debian packages the build and the tests need: command -> package
 DEBS   := gcc:gcc make:make readelf:binutils musl-gcc:musl-tools qemu-x86_64:qemu-user
 
-.PHONY: run test guests deps venv clean
+.PHONY: run test guests deps venv clean bench
 
 run: venv guests
 	$(BIN)/jitbt run guests/build/hello
@@ -17,6 +18,11 @@ run: venv guests
 
 test: venv guests
 	$(BIN)/python -m pytest -q -n 2 tests
+
+bench: venv deps
+	$(BIN)/pip install -q -e '.[bench]'
+	$(MAKE) -s -C bench
+	$(BIN)/python bench/run.py
 
 guests: deps
 	$(MAKE) -s -C guests
@@ -40,4 +46,5 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 clean:
 	$(MAKE) -s -C guests clean
+	$(MAKE) -s -C bench clean
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -24,6 +24,7 @@ from .state import GPR_NAMES
 
 MAX_BLOCK_INSNS = 64
 MAX_INSN_LEN = 15
+DECODE_BATCH = 8
 
 _CS = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
 _CS.detail = True
@@ -60,11 +61,12 @@ def _build_register_map() -> None:
 
 _build_register_map()
 XMMS = {getattr(cx86, f"X86_REG_XMM{i}"): i for i in range(16)}
+STS = {getattr(cx86, f"X86_REG_ST{i}"): i for i in range(8)}     # x87 stack registers st(i)
 
 
 @dataclass(slots=True)
 class Operand:
-    kind: str                 # "reg", "xmm", "imm" or "mem"
+    kind: str                 # "reg", "xmm", "st" (x87 st(i)), "imm" or "mem"
     size: int                 # bytes
     reg: int = 0              # gpr index (reg)
     high: bool = False        # ah/ch/dh/bh
@@ -120,6 +122,8 @@ def _operand(op) -> Operand:
     if op.type == cx86.X86_OP_REG:
         if op.reg in XMMS:
             return Operand("xmm", 16, reg=XMMS[op.reg])
+        if op.reg in STS:
+            return Operand("st", 10, reg=STS[op.reg])
         if op.reg not in REGS:
             raise NotImplementedError(f"register {_CS.reg_name(op.reg)}")
         idx, size, high = REGS[op.reg]
@@ -214,13 +218,19 @@ class Decoder:
             block.fetch_fault = address
             return block
         pc = address
-        for cs_insn in _CS.disasm(code, address):
-            insn = convert(cs_insn)
-            block.insns.append(insn)
-            pc = insn.next
-            if insn.is_branch or (insn.rule is not None and insn.rule.ends_block) \
-                    or len(block.insns) >= limit:
-                return block
+        while True:
+            # capstone's disasm() decodes everything it is given, with detail, before yielding:
+            # hand it a few instructions at a time, not the whole fetch window.
+            batch = list(_CS.disasm(code[pc - address:], pc, count=DECODE_BATCH))
+            for cs_insn in batch:
+                insn = convert(cs_insn)
+                block.insns.append(insn)
+                pc = insn.next
+                if insn.is_branch or (insn.rule is not None and insn.rule.ends_block) \
+                        or len(block.insns) >= limit:
+                    return block
+            if len(batch) < DECODE_BATCH:
+                break
         # capstone stopped early. With a full fetch at least MAX_INSN_LEN bytes remain, so the
         # bytes are invalid. With a short fetch (end of executable memory) the rest may be the
         # beginning of a valid instruction whose tail is not executable: that fetch faults.

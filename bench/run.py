@@ -1,0 +1,209 @@
+"""The benchmark suite: each workload run natively, under jitbt and under qemu-x86_64, in one run.
+
+    .venv/bin/python bench/run.py [--runs N] [--only sort,crc32] [--out bench/results]
+    make bench                     # builds the workloads, then runs this
+
+For every workload the runner checks that all configurations print the same output, takes the
+median wall time of N runs, and prints a table of times and ratios to native with the geometric
+mean, plus jitbt's translation statistics (blocks, compile seconds) from a --stats run. It writes
+JSON (for machines) and a PNG chart (ratios to native, log scale) to the output folder. It
+measures and reports; it never fails on speed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "bench" / "build"
+
+
+def workloads() -> list[str]:
+    out = subprocess.run(["make", "-s", "-C", str(ROOT / "bench"), "list"], capture_output=True,
+                         text=True, check=True).stdout
+    return out.split()
+
+
+def configurations() -> dict[str, list[str]]:
+    """name -> command prefix. jitbt's accuracy levels join here as they are built."""
+    configs = {"native": []}
+    configs["jitbt"] = [sys.executable, "-m", "runtime.cli", "run"]
+    qemu = shutil.which("qemu-x86_64")
+    if qemu:
+        configs["qemu-x86_64"] = [qemu]
+    return configs
+
+
+def timed(cmd: list[str], timeout: float) -> tuple[float, bytes, int]:
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=ROOT)
+    return time.perf_counter() - t0, p.stdout, p.returncode
+
+
+STAT_KEYS = {"blocks translated": "blocks", "guest instructions translated": "insns",
+             "time optimising + compiling": "compile_s", "time parsing IR": "parse_s",
+             "time building IR": "ir_s", "time decoding": "decode_s",
+             "blocks executed (native dispatch)": "blocks_run"}
+
+
+def jitbt_stats(path: Path, timeout: float) -> dict:
+    p = subprocess.run([sys.executable, "-m", "runtime.cli", "run", "--stats", str(path)],
+                       capture_output=True, timeout=timeout, cwd=ROOT)
+    stats = {}
+    for line in p.stderr.decode(errors="replace").splitlines():
+        m = re.match(r"\s+(.+?)\s{2,}([\d.]+)", line)
+        if m and m.group(1) in STAT_KEYS:
+            stats[STAT_KEYS[m.group(1)]] = float(m.group(2))
+    return stats
+
+
+def geomean(values):
+    values = [v for v in values if v and v > 0]
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
+
+
+def run_suite(names, runs: int, timeout: float, progress=None) -> dict:
+    configs = configurations()
+    results = {}
+    for name in names:
+        path = BUILD / name
+        row = {"times": {}, "ok": True, "errors": []}
+        outputs = {}
+        for cname, prefix in configs.items():
+            samples = []
+            for _ in range(runs):
+                try:
+                    seconds, out, code = timed(prefix + [str(path)], timeout)
+                except subprocess.TimeoutExpired:
+                    row["errors"].append(f"{cname}: timed out after {timeout:.0f} s")
+                    break
+                if code != 0:
+                    row["errors"].append(f"{cname}: exit status {code}")
+                    break
+                samples.append(seconds)
+                outputs[cname] = out
+            row["times"][cname] = statistics.median(samples) if samples else None
+            if progress:
+                progress()
+        reference = outputs.get("native")
+        for cname, out in outputs.items():
+            if out != reference:
+                row["ok"] = False
+                row["errors"].append(f"{cname}: output differs from native")
+        row["output"] = (reference or b"").decode(errors="replace").strip()
+        row["stats"] = jitbt_stats(path, timeout) if "jitbt" in configs else {}
+        results[name] = row
+    return results
+
+
+def ratios(results: dict) -> dict:
+    out = {}
+    for name, row in results.items():
+        native = row["times"].get("native")
+        out[name] = {c: (t / native if t and native else None) for c, t in row["times"].items()}
+    return out
+
+
+def report(results: dict, console) -> None:
+    from rich.table import Table
+    configs = list(next(iter(results.values()))["times"])
+    r = ratios(results)
+    table = Table(title="jitbt benchmark: median wall time, ratio to native")
+    table.add_column("workload")
+    for c in configs:
+        table.add_column(c, justify="right")
+    table.add_column("blocks", justify="right")
+    table.add_column("compile s", justify="right")
+    table.add_column("outputs")
+    for name, row in results.items():
+        cells = []
+        for c in configs:
+            t = row["times"][c]
+            cells.append("—" if t is None else f"{t:.2f}s" + ("" if c == "native" else f" ({r[name][c]:.2f}x)"))
+        st = row["stats"]
+        table.add_row(name, *cells, f"{st.get('blocks', 0):.0f}", f"{st.get('compile_s', 0):.2f}",
+                      "match" if row["ok"] else "; ".join(row["errors"]))
+    means = [f"{geomean([r[n][c] for n in results]):.2f}x" if c != "native" else "1.00x"
+             for c in configs]
+    table.add_row("geometric mean", *means, "", "", "")
+    console.print(table)
+
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    r = ratios(results)
+    names = list(results)
+    configs = [c for c in next(iter(results.values()))["times"] if c != "native"]
+    fig, ax = plt.subplots(figsize=(max(6, len(names) * 1.1), 4))
+    width = 0.8 / max(1, len(configs))
+    for i, c in enumerate(configs):
+        ax.bar([x + i * width for x in range(len(names))], [r[n][c] or 0 for n in names], width, label=c)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_ylabel("time / native (log scale)")
+    ax.set_xticks([x + width * (len(configs) - 1) / 2 for x in range(len(names))], names, rotation=30)
+    ax.legend()
+    ax.set_title("jitbt vs native vs qemu-x86_64")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", help="comma-separated workload names")
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    a = ap.parse_args(argv)
+    from rich.console import Console
+    from rich.progress import Progress
+    console = Console()
+    names = a.only.split(",") if a.only else workloads()
+    missing = [n for n in names if not (BUILD / n).exists()]
+    if missing:
+        console.print(f"missing workloads {missing}: run make -C bench first")
+        return 1
+    total = len(names) * len(configurations())
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("running workloads", total=total)
+        results = run_suite(names, a.runs, a.timeout, lambda: progress.advance(task))
+    report(results, console)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": platform.processor() or platform.machine(), "cpu": _cpu_name(),
+            "cores": os.cpu_count(), "python": platform.python_version(), "runs": a.runs,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    r = ratios(results)
+    configs = list(next(iter(results.values()))["times"])
+    summary = {c: geomean([r[n][c] for n in results]) for c in configs}
+    (out / "latest.json").write_text(json.dumps({"meta": meta, "results": results, "ratios": r,
+                                                  "geomean": summary}, indent=2, default=str))
+    chart(results, out / "latest.png")
+    console.print(f"wrote {out / 'latest.json'} and {out / 'latest.png'}")
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
