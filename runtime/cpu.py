@@ -1,26 +1,44 @@
 """The CPU model the guest sees: the one place that says what cpuid reports.
 
-It claims only what the translator implements. Today that is 64-bit integer code (long mode,
-syscall, cmov, lahf/sahf in 64-bit mode, rdtsc); no x87, MMX or SSE yet, so those bits are clear
-even though every real x86-64 CPU has them. The model is raised as coverage grows::
+It claims only what the translator implements, each bit proven against the host CPU by
+tests/test_conformance*.py: 64-bit integer code (long mode, syscall, cmov, lahf/sahf in 64-bit
+mode, rdtsc, cmpxchg8b/16b, popcnt, lzcnt) and SSE/SSE2. No x87 or MMX yet, so those bits are
+clear even though every real x86-64 CPU has them. The model is raised as coverage grows::
 
     from runtime.cpu import cpuid
     eax, ebx, ecx, edx = cpuid(0x1, 0)
+
+Semantics whose behaviour depends on the model consult it here (a leaf module): without BMI1
+(leaf 7, not claimed: its VEX-encoded instructions are not implemented) ``tzcnt`` executes as
+``bsf``, and without ABM ``lzcnt`` would execute as ``bsr``, as on real processors that lack
+them (translator/semantics/bits.py).
 """
 VENDOR = b"JitbtVirtCPU"          # 12 bytes: ebx, edx, ecx of leaf 0
 BRAND = b"jitbt virtual x86-64 CPU (integer baseline)"
 
 # leaf 1 EDX feature bits claimed
 EDX1_TSC = 1 << 4
+EDX1_CX8 = 1 << 8              # cmpxchg8b (translator/semantics/atomic.py)
 EDX1_CMOV = 1 << 15
-LEAF1_EDX = EDX1_TSC | EDX1_CMOV
-LEAF1_ECX = 0
+EDX1_SSE = 1 << 25             # translator/semantics/sse*.py
+EDX1_SSE2 = 1 << 26
+LEAF1_EDX = EDX1_TSC | EDX1_CX8 | EDX1_CMOV | EDX1_SSE | EDX1_SSE2
+# leaf 1 ECX feature bits claimed
+ECX1_CX16 = 1 << 13            # cmpxchg16b (atomic.py)
+ECX1_POPCNT = 1 << 23          # popcnt (bits.py)
+LEAF1_ECX = ECX1_CX16 | ECX1_POPCNT
 # leaf 0x80000001
 EXT_ECX_LAHF = 1 << 0
+EXT_ECX_ABM = 1 << 5           # lzcnt (bits.py)
+EXT_ECX = EXT_ECX_LAHF | EXT_ECX_ABM
 EXT_EDX_SYSCALL = 1 << 11
 EXT_EDX_LM = 1 << 29
 
 FAMILY, MODEL, STEPPING = 6, 0, 0
+
+# Features that change what an instruction does, as the semantics read them.
+ABM = bool(EXT_ECX & EXT_ECX_ABM)      # lzcnt is lzcnt (else bsr)
+BMI1 = False                           # leaf 7 EBX bit 3; tzcnt is bsf without it
 
 # AT_HWCAP on x86 is leaf 1 EDX
 HWCAP = LEAF1_EDX
@@ -43,7 +61,7 @@ def cpuid(leaf: int, subleaf: int = 0) -> tuple[int, int, int, int]:
     if leaf == 0x80000000:
         return 0x80000004, 0, 0, 0
     if leaf == 0x80000001:
-        return 0, 0, EXT_ECX_LAHF, EXT_EDX_SYSCALL | EXT_EDX_LM
+        return 0, 0, EXT_ECX, EXT_EDX_SYSCALL | EXT_EDX_LM
     if 0x80000002 <= leaf <= 0x80000004:
         w = _words(BRAND.ljust(48, b"\0"))
         i = (leaf - 0x80000002) * 4

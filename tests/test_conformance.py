@@ -8,6 +8,7 @@ values; upper register bits are random so partial-register writes are checked to
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 import zlib
 
@@ -15,6 +16,8 @@ import pytest
 
 from conformance import FLAGS, Form, HostCPU, JitCPU, check_form, random_flags
 from hostcpu import GPR_NAMES
+from runtime import cpu
+from translator.semantics import SEMANTICS
 
 W = (8, 16, 32, 64)
 PTR = {8: "byte", 16: "word", 32: "dword", 64: "qword", 128: "xmmword"}
@@ -157,7 +160,93 @@ def forms() -> list[tuple[Form, list]]:
                 # keystone takes plain "movsd" for the SSE instruction: spell the string one out
                 text = rep + ("movs dword ptr [rdi], dword ptr [rsi]" if m == "movsd" else m)
                 out.append((Form(text, m, "string", pointers=("rsi", "rdi")), []))
+    for kind in ("scas", "cmps"):
+        for suffix in "bwdq":
+            for rep in ("", "repe ", "repne "):
+                pointers = ("rsi", "rdi") if kind == "cmps" else ("rdi",)
+                out.append((Form(rep + kind + suffix, kind + suffix, "compare", pointers), []))
+    out += more_forms()
     return out
+
+
+SHD = {16: ("dx", "r14w"), 32: ("edx", "r14d"), 64: ("rdx", "r14")}   # never cl: cl counts
+
+
+def more_forms() -> list[tuple[Form, list]]:
+    """Double shifts, rotates through carry, bit counts, the rarer operand sizes and frames."""
+    out = []
+
+    def add(text, mnemonic, *slots, inputs="alu", pointers=()):
+        out.append((Form(text, mnemonic, inputs, pointers), list(slots)))
+
+    for m in ("shld", "shrd"):
+        for w in (16, 32, 64):
+            d, s = SHD[w]
+            mem = MEM.format(ptr=PTR[w])
+            # 16-bit counts above 16 are undefined: the immediates stay at or below 16 here
+            # (test_shift_double_undefined_counts runs the others).
+            for n in (1, 3, w - 1 if w > 16 else 16, 0, w + 1 if w > 16 else 33):
+                add(f"{m} {d}, {s}, {n}", m, (d, w), (s, w), inputs="alu")
+            add(f"{m} {d}, {s}, cl", m, (d, w), (s, w), ("cl", 8), inputs="shiftd")
+            add(f"{m} {mem}, {s}, 7", m, ("mem", w), (s, w))
+            add(f"{m} {mem}, {s}, cl", m, ("mem", w), (s, w), ("cl", 8), inputs="shiftd")
+    for m in ("rcl", "rcr"):
+        for w in W:
+            d = {8: "dl", 16: "dx", 32: "edx", 64: "r10"}[w]
+            add(f"{m} {d}, 1", m, (d, w), inputs="shift1")
+            for n in sorted({3, 9, 10, 17, w - 1, w + 1}):
+                add(f"{m} {d}, {n}", m, (d, w), inputs=f"shift{n}")
+            add(f"{m} {d}, cl", m, (d, w), ("cl", 8), inputs="shiftcl")
+            add(f"{m} {MEM.format(ptr=PTR[w])}, cl", m, ("mem", w), ("cl", 8), inputs="shiftcl")
+            add(f"{m} {MEM.format(ptr=PTR[w])}, 1", m, ("mem", w), inputs="shift1")
+        add(f"{m} ah, cl", m, ("ah", 8), ("cl", 8), inputs="shiftcl")
+    for m in ("popcnt", "lzcnt"):
+        for w in (16, 32, 64):
+            (d, s), _ = PAIRS[w]
+            add(f"{m} {d}, {s}", m, (d, w), (s, w), inputs="sparse")
+            add(f"{m} {d}, {MEM.format(ptr=PTR[w])}", m, (d, w), ("mem", w), inputs="sparse")
+    # the 16-bit and memory forms of the conditional moves and sets
+    for cc in ("o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le",
+               "g"):
+        add(f"cmov{cc} dx, word ptr [rbx + 8]", "cmov" + cc, ("dx", 16), ("mem", 16),
+            inputs="flags")
+        add(f"cmov{cc} r9w, r14w", "cmov" + cc, ("r9w", 16), ("r14w", 16), inputs="flags")
+        add(f"set{cc} byte ptr [rbx + 8]", "set" + cc, ("mem", 8), inputs="flags")
+    # push and pop at every operand size, as pairs (the stack must balance on the host); the
+    # slot the pair used is cleared after, since the jitbt stack lies in the compared buffer
+    clear = "; mov qword ptr [rsp - 8], 0"
+    for text in ("push cx; pop dx", "push rcx; pop r9", "push r14w; pop r9w",
+                 "push word ptr [rbx + 8]; pop word ptr [rbx + 16]",
+                 "push qword ptr [rbx + 8]; pop qword ptr [rbx + 24]",
+                 "push -1; pop rcx", "push 0x12345678; pop rdx",
+                 "push -0x80; pop dx; pop dx; pop dx; pop dx",
+                 ".byte 0x66, 0x68, 0x34, 0x12; pop cx",
+                 "push rsp; pop rcx; sub rcx, rsp", "push rcx; pop qword ptr [rsp - 8]"):
+        mnemonic = "push"
+        add(text + clear, mnemonic, inputs="alu", pointers=("rbx",))
+    for w in (16, 32, 64):
+        r = {16: "r9w", 32: "r9d", 64: "r9"}[w]
+        add(f"xchg {MEM.format(ptr=PTR[w])}, {r}", "xchg", ("mem", w), (r, w))
+    add("xlatb", "xlatb", inputs="xlat", pointers=("rbx",))
+    add("nop dword ptr [rax + rax]", "nop", inputs="flags")
+    add("nop word ptr [r9 + 8]", "nop", inputs="flags")
+    for size, level in ((0, 0), (16, 0), (0x1238, 0), (8, 1), (24, 2), (32, 3), (0, 5), (8, 33)):
+        out.append((Form(enter_sequence(size, level), "enter", "frame", ("rbp",)), []))
+    return out
+
+
+def enter_sequence(size: int, level: int) -> str:
+    """enter, then read back what it built relative to rbp (the frame's addresses differ between
+    the CPUs, their differences do not), leave, and clear the stack slots it used."""
+    level &= 31
+    text = [f"enter {size}, {level}", "mov rcx, rsp", "sub rcx, rbp", "mov rdi, qword ptr [rbp]"]
+    if level:
+        text += [f"mov rsi, qword ptr [rbp - {8 * level}]", "sub rsi, rbp"]
+    if level > 1:
+        text += ["mov rdx, qword ptr [rbp - 8]", f"mov r8, qword ptr [rbp - {8 * (level - 1)}]"]
+    text += ["leave", "sub rdi, rbp"]
+    text += [f"mov qword ptr [rsp - {8 * k}], 0" for k in range(1, level + 2)]
+    return "; ".join(text)
 
 
 def vectors(form: Form, slots, seed: int):
@@ -194,6 +283,19 @@ def vectors(form: Form, slots, seed: int):
     if kind.startswith("shift"):
         bits = slots[0][1]
         combos = [(a, c) for a in e[0][:6] for c in list(range(0, bits + 3)) + [63, 64, 65, 255]]
+    if kind == "shiftd":         # dst, src, count: 16-bit counts above 16 are left out (undefined)
+        bits = slots[0][1]
+        counts = [c for c in list(range(0, bits + 3)) + [63, 64, 65, 255]
+                  if bits != 16 or c & 31 <= 16]
+        combos = [(a, b, c) for a, b in zip(e[0][:6], e[1][3:9]) for c in counts]
+        combos += [(rng.getrandbits(bits), rng.getrandbits(bits), rng.choice(counts))
+                   for _ in range(64)]
+    if kind == "sparse":         # bit counts: few bits set, single bits, zero
+        bits = slot_bits[-1]
+        combos += [(rng.getrandbits(bits), 1 << rng.randrange(bits)) for _ in range(16)]
+        combos += [(rng.getrandbits(bits), rng.getrandbits(bits) & rng.getrandbits(bits)
+                    & rng.getrandbits(bits)) for _ in range(16)]
+        combos += [(rng.getrandbits(bits), 0)]
     for combo in combos:
         regs, flags, mem = base()
         for slot, value in zip(slots, combo):
@@ -236,6 +338,22 @@ def vectors(form: Form, slots, seed: int):
             regs["rcx"] = i % 6
             flags = random_flags(rng) | ((i & 1) << 10)
             out.append((regs, flags, bytes(mem)))
+    if kind == "compare":
+        out = [compare_vector(rng, form, i) for i in range(48)]
+    if kind == "xlat":
+        out = []
+        for i in range(32):
+            regs, flags, _ = base()
+            regs["rbx"] = rng.randrange(0, 1024)
+            if i < 4:
+                regs["rax"] = (regs["rax"] & ~0xFF) | (0, 1, 0x7F, 0xFF)[i]
+            out.append((regs, flags, bytes(rng.getrandbits(8) for _ in range(1300))))
+    if kind == "frame":          # rbp points into the buffer: enter copies the frames above it
+        out = []
+        for i in range(12):
+            regs, flags, _ = base()
+            regs["rbp"] = 1024 + 8 * rng.randrange(0, 32)
+            out.append((regs, flags, bytes(rng.getrandbits(8) for _ in range(1536))))
     if kind == "flags":
         out = []
         for v in range(0, 1 << 7):      # every combination of the six status flags and DF=0
@@ -246,6 +364,35 @@ def vectors(form: Form, slots, seed: int):
 
 
 FULL_OF = {w: {"rdx": {8: "dl", 16: "dx", 32: "edx", 64: "rdx"}[w]} for w in W}
+STRINGS = 512, 1536       # where scas/cmps read: rsi, rdi (rdi = rsi + 1024)
+STRING_SPAN = 1024
+
+
+def compare_vector(rng, form: Form, i: int):
+    """scas/cmps inputs: two 1 KiB regions, the second a copy of the first (cmps) or a run of
+    accumulator values (scas), with differences at random places, so repe and repne loops stop
+    early, late or when rcx runs out; both directions; rcx from 0 to 40."""
+    size = {"b": 1, "w": 2, "d": 4, "q": 8}[form.mnemonic[-1]]
+    regs = {n: rng.getrandbits(64) for n in GPR_NAMES if n != "rsp"}
+    mem = bytearray(STRINGS[1] + STRING_SPAN)
+    equal = rng.choice((0.05, 0.5, 0.9, 1.0))
+    if i % 4 == 0:
+        regs["rax"] &= ~((1 << 8 * size) - 1)     # strlen: the accumulator 0
+    acc = regs["rax"] & ((1 << 8 * size) - 1)
+    first = bytes(rng.getrandbits(8) for _ in range(STRING_SPAN))
+    mem[STRINGS[0]:STRINGS[0] + STRING_SPAN] = first
+    for k in range(0, STRING_SPAN, size):
+        if form.mnemonic.startswith("cmps"):
+            same = first[k:k + size]
+        else:
+            same = acc.to_bytes(size, "little")
+        other = bytes(rng.getrandbits(8) for _ in range(size))
+        mem[STRINGS[1] + k:STRINGS[1] + k + size] = same if rng.random() < equal else other
+    mid = STRING_SPAN // 2 + size * rng.randrange(-4, 4)
+    regs["rsi"], regs["rdi"] = STRINGS[0] + mid, STRINGS[1] + mid
+    regs["rcx"] = (0, 1, 2, 40)[i % 4] if i < 8 else rng.randrange(0, 41)
+    flags = random_flags(rng) | ((i >> 1 & 1) << 10)
+    return regs, flags, bytes(mem)
 
 
 def div_predicate(form: Form, slots):
@@ -315,9 +462,24 @@ def _mem_divisor_safe(form, slots, vecs):
     return out
 
 
+class WholeBlock:
+    """The JitCPU translating all of a form's instructions as one block (a sequence)."""
+
+    def __init__(self, jit):
+        self.jit = jit
+
+    def prepare(self, code):
+        self.jit.prepare_block(code)
+
+    def __getattr__(self, name):
+        return getattr(self.jit, name)
+
+
 @pytest.mark.parametrize("form,slots", ALL_FORMS, ids=[f.text for f, _ in ALL_FORMS])
 def test_form_matches_host_cpu(cpus, form, slots):
     host, jit = cpus
+    if "; " in form.text:
+        jit = WholeBlock(jit)
     vecs = vectors(form, slots, seed=zlib.crc32(form.text.encode()))
     predicate = defined = None
     if form.mnemonic in ("div", "idiv"):
@@ -325,13 +487,74 @@ def test_form_matches_host_cpu(cpus, form, slots):
             vecs = _mem_divisor_safe(form, slots, vecs)
         else:
             predicate = div_predicate(form, slots)
-    if form.mnemonic in ("shl", "shr", "sar", "rol", "ror"):
+    if form.mnemonic in ("shl", "shr", "sar", "rol", "ror", "rcl", "rcr", "shld", "shrd"):
         defined = shift_defined(form, slots)
     result = check_form(host, jit, form, vecs, predicate, defined)
     assert result.vectors >= 10
     assert not result.mismatches, (
         f"{form.text}: {len(result.mismatches)} of {result.vectors} vectors differ; first: "
         f"{result.mismatches[0]}")
+
+
+class HostWithoutFeature:
+    """The host CPU executing code as a processor without BMI1 (or ABM) does: tzcnt (lzcnt) is
+    bsf (bsr) with an F3 prefix it ignores, so the host runs the bytes without it."""
+
+    def __init__(self, host):
+        self.host = host
+
+    def prepare(self, code):
+        self.host.prepare(code.replace(b"\xf3", b"", 1))
+
+    def __getattr__(self, name):
+        return getattr(self.host, name)
+
+
+COUNT_FORMS = [f"{m} {d}, {s}" for m in ("tzcnt", "lzcnt") for w in (16, 32, 64)
+               for d, s in (PAIRS[w][0], (PAIRS[w][1][0], MEM.format(ptr=PTR[w])))]
+
+
+@pytest.mark.parametrize("claimed", [True, False], ids=["claimed", "not-claimed"])
+@pytest.mark.parametrize("text", COUNT_FORMS)
+def test_count_zeros_follow_cpu_model(cpus, monkeypatch, text, claimed):
+    """tzcnt/lzcnt do what the model says (runtime/cpu.py: BMI1 and ABM), against the host
+    running them as they are (claimed) or as the bsf/bsr of an older processor."""
+    host, jit = cpus
+    m = text.split()[0]
+    monkeypatch.setattr(cpu, "BMI1" if m == "tzcnt" else "ABM", claimed)
+    sem = SEMANTICS[m]
+    undefined = "of sf af pf" if claimed else "cf of sf af pf"
+    monkeypatch.setitem(SEMANTICS, m,
+                        dataclasses.replace(sem, undefined=frozenset(undefined.split())))
+    if not claimed:
+        host = HostWithoutFeature(host)
+    w = {"cx": 16, "ecx": 32, "rcx": 64, "r9w": 16, "r9d": 32, "r9": 64}[text.split()[1][:-1]]
+    d, s = text.split(" ", 1)[1].split(", ")
+    slots = [(d, w), ("mem", w) if "[" in s else (s, w)]
+    form = Form(text, m, "sparse")
+    result = check_form(host, jit, form, vectors(form, slots, seed=zlib.crc32(text.encode())))
+    assert result.vectors >= 10
+    assert not result.mismatches, (text, result.mismatches[0])
+
+
+def test_shift_double_16bit_large_counts(cpus):
+    """16-bit shld/shrd with a masked count of 17..31 are undefined; jitbt shifts dst:src:dst as
+    Intel processors do. Result and CF/SF/ZF/PF are compared on an Intel host only."""
+    host, jit = cpus
+    intel = "GenuineIntel" in open("/proc/cpuinfo").read()
+    rng = random.Random(16)
+    for text in ("shld dx, r14w, cl", "shrd dx, r14w, cl", "shld word ptr [rbx + 8], r14w, cl",
+                 "shrd word ptr [rbx + 8], r14w, cl", "shld dx, r14w, 23", "shrd dx, r14w, 31"):
+        vecs = []
+        for _ in range(64):
+            regs = {n: rng.getrandbits(64) for n in GPR_NAMES if n != "rsp"}
+            regs["rbx"] = 0
+            regs["rcx"] = (regs["rcx"] & ~0xFF) | (rng.randrange(17, 32) + 32 * rng.randrange(8))
+            vecs.append((regs, random_flags(rng), bytes(rng.getrandbits(8) for _ in range(64))))
+        result = check_form(host, jit, Form(text, text[:4]), vecs)
+        assert result.vectors == 64
+        if intel:
+            assert not result.mismatches, (text, result.mismatches[0])
 
 
 def test_form_count():

@@ -130,3 +130,34 @@ def test_random_bytes_never_crash_the_translator():
 def test_capstone_groups_used_for_control_flow_are_stable():
     (j,) = disassemble(assemble("jmp 0x10"), 0)
     assert capstone.CS_GRP_JUMP in j.groups
+
+
+def test_prefixed_transfers_and_operand_nops_decode_to_semantics():
+    """Forms compilers and libcs emit: nops with memory operands (never accessed), rep/bnd
+    returns and branches, notrack indirect jumps, rdssp (a nop without shadow stacks)."""
+    from translator.semantics import SEMANTICS
+    cases = {"0f1f440000": "nop", "662e0f1f840000000000": "nop", "0f1f00": "nop",
+             "0f18240400000000": "nop", "f3c3": "ret", "f2c3": "ret", "f2ffe0": "jmp",
+             "3effe0": "jmp", "3eff24c500000000": "jmp", "f2e800000000": "call",
+             "f3480f1ec8": "rdsspq", "f30f1ec8": "rdsspd", "f30f1efa": "endbr64", "d7": "xlatb",
+             "c8100002": "enter", "f2ae": "scasb", "f3a6": "cmpsb", "f3480fbdc1": "lzcnt",
+             "f30fbcc1": "tzcnt", "f30fb8c1": "popcnt", "480fa4c203": "shld", "480fadc2": "shrd",
+             "d0d0": "rcl", "48d3d8": "rcr"}
+    for hexcode, mnemonic in cases.items():
+        insn = disassemble(bytes.fromhex(hexcode), BASE)[0]
+        assert insn.mnemonic == mnemonic, hexcode
+        assert mnemonic in SEMANTICS and not insn.bad_operands and insn.rule is None, hexcode
+    assert disassemble(bytes.fromhex("f2ae"), BASE)[0].rep == 0xF2
+    assert disassemble(bytes.fromhex("f3a6"), BASE)[0].rep == 0xF3
+
+
+def test_undefined_forms_are_left_unsupported():
+    """bswap of a 16-bit register is undefined, and 16-bit enter is not translated: the block
+    stops there with an UNSUPPORTED exit instead of guessing."""
+    from translator.lifter import Lifter
+    from translator.state import Exit
+    for hexcode in ("660fc9", "66c8100000"):
+        code = bytes.fromhex("4801c8" + hexcode)       # add rax, rcx first
+        block = Decoder().decode_block(fetcher(code), BASE)
+        text, _ = Lifter().lift(block, "f")
+        assert f"store i64 {BASE + 3}, ptr %p_rip" in text and f"ret i32 {Exit.UNSUPPORTED}" in text

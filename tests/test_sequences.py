@@ -10,6 +10,7 @@ import pytest
 
 from conformance import CODE, FLAGS, HostCPU, JitCPU, flag_dict, random_flags
 from hostcpu import GPR_NAMES, assemble
+from runtime import cpu
 from translator.semantics import SEMANTICS
 from translator.state import Exit
 
@@ -21,7 +22,22 @@ CCS = ("o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "g
 
 def random_insn(rng):
     a, b = rng.sample(REGS, 2)
-    kind = rng.randrange(12)
+    kind = rng.randrange(15)
+    if kind == 12:
+        m = rng.choice(["shld", "shrd"])
+        if rng.random() < 0.3:
+            return f"{m} {R32[a]}, {R32[b]}, {rng.choice([1, 5, 31, 'cl'])}"
+        return f"{m} {a}, {b}, {rng.choice([1, 1, 7, 63, 'cl'])}"
+    if kind == 13:
+        return f"{rng.choice(['rcl', 'rcr'])} {a}, {rng.choice([1, 1, 3, 33, 'cl'])}"
+    if kind == 14:
+        # tzcnt/lzcnt run as the model says (runtime/cpu.py), the host as it is: only the claimed
+        # ones can be compared here (test_conformance.py checks the others against bsf/bsr)
+        m = rng.choice(["popcnt", "bsf", "bsr"] + ["tzcnt"] * cpu.BMI1 + ["lzcnt"] * cpu.ABM)
+        if rng.random() < 0.3:
+            return f"{m} {R32[a]}, {R32[b]}"
+        return f"{m} {a}, {b}"
+
     if kind < 4:
         m = rng.choice(["add", "adc", "sub", "sbb", "cmp", "and", "or", "xor", "test"])
         if rng.random() < 0.3:
@@ -52,7 +68,8 @@ def undefined_after(insns: list[str]) -> set:
         sem = SEMANTICS[text.split()[0]]
         undefined -= sem.writes
         undefined |= sem.undefined
-        if text.startswith(("shl", "shr", "sar", "rol", "ror")) and text.endswith(", 1"):
+        if text.startswith(("shl", "shr", "sar", "rol", "ror", "rcl", "rcr")) \
+                and text.endswith(", 1"):
             undefined.discard("of")
     return undefined
 
@@ -73,7 +90,7 @@ def cpus():
     return HostCPU(), JitCPU()
 
 
-@pytest.mark.parametrize("seed", range(60))
+@pytest.mark.parametrize("seed", range(90))
 def test_random_sequence_matches_host_cpu(cpus, seed):
     host, jit = cpus
     rng = random.Random(seed)

@@ -74,4 +74,5 @@ def with_cc(prefix: str) -> tuple[str, ...]:
 
 
 # Importing the families registers them.
-from . import alu, atomic, control, data, muldiv, shift, sse, sse_fp, sse_int, string  # noqa: E402,F401
+from . import (alu, atomic, bits, control, data, muldiv, shift, shiftd, sse, sse_fp,  # noqa: E402,F401
+               sse_int, string)

@@ -1,5 +1,7 @@
-"""Control transfers: jmp, jcc, jrcxz, loop, call, ret, leave. Each ends its block by storing the
-next guest address in rip; the dispatcher finds (or translates) the block there."""
+"""Control transfers: jmp, jcc, jrcxz, loop, call, ret, and the frame instructions enter and
+leave. Each transfer ends its block by storing the next guest address in rip; the dispatcher finds
+(or translates) the block there. Prefixes that change nothing for a user-mode guest without
+shadow stacks or MPX are dropped by the decoder: ``rep ret``, ``bnd jmp``, ``notrack jmp rax``."""
 from ..irbuilder import const
 from . import cc_reads, semantic, with_cc
 
@@ -55,3 +57,27 @@ def ret(L, insn):
 def leave(L, insn):
     L.set_gpr(4, L.get_gpr(5))
     L.set_gpr(5, L.pop())
+
+
+@semantic("enter")
+def enter(L, insn):
+    """enter size, level: push rbp, copy level-1 frame pointers of the enclosing frames, push the
+    new frame pointer (level > 0), rbp = the new frame, rsp -= size. The stores come first, so a
+    fault leaves rsp and rbp as they were."""
+    if 0x66 in insn.raw[:insn.raw.index(0xC8)]:
+        from ..lifter import Unsupported     # the lifter imports the semantics: import late
+        raise Unsupported("16-bit enter")
+    size, level = insn.ops[0].imm & 0xFFFF, insn.ops[1].imm & 31
+    rsp, rbp = L.get_gpr(4), L.get_gpr(5)
+    frame = L.op("sub", 64, rsp, "8")
+    L.store(frame, rbp, 8)
+    top = frame
+    for i in range(1, level):
+        value = L.load(L.op("sub", 64, rbp, str(8 * i)), 8)
+        top = L.op("sub", 64, top, "8")
+        L.store(top, value, 8)
+    if level:
+        top = L.op("sub", 64, top, "8")
+        L.store(top, frame, 8)
+    L.set_gpr(5, frame)
+    L.set_gpr(4, L.op("sub", 64, top, str(size)))

@@ -1,5 +1,6 @@
-"""Data movement and bit instructions: mov and its extensions, lea, xchg, sign extensions of the
-accumulator, push and pop, setcc, cmovcc, bswap, bt family, bsf/bsr, flag moves, and the nops."""
+"""Data movement and bit instructions: mov and its extensions, lea, xchg, xlatb, sign extensions
+of the accumulator, push and pop, setcc, cmovcc, bswap, bt family, bsf/bsr, flag moves, and the
+nops (with any operands: ``nop dword ptr [rax + rax]`` touches no memory)."""
 from . import ALL_FLAGS, cc_reads, semantic, with_cc
 
 
@@ -73,6 +74,9 @@ def cmovcc(L, insn):
 def bswap(L, insn):
     (dst,) = insn.ops
     bits = dst.size * 8
+    if bits == 16:      # undefined by the manual (Intel zeroes, others differ): not translated
+        from ..lifter import Unsupported     # the lifter imports the semantics: import late
+        raise Unsupported("16-bit bswap")
     L.b.use(f"bswap{bits}")
     L.write(dst, L.b.emit(f"call i{bits} @llvm.bswap.i{bits}(i{bits} {L.read(dst)})"))
 
@@ -112,16 +116,18 @@ def bt(L, insn):
 
 
 @semantic("bsf", "bsr", writes="zf", undefined="cf of sf af pf")
-def bitscan(L, insn):
+def bitscan(L, insn, kind=None):
+    """bsf/bsr; `kind` names the scan when another mnemonic executes as one (tzcnt, bits.py)."""
+    kind = kind or insn.mnemonic
     dst, src = insn.ops
     bits = dst.size * 8
     v = L.read(src)
     zero = L.icmp("eq", bits, v, "0")
     L.set_flag("zf", zero)
-    fn = "cttz" if insn.mnemonic == "bsf" else "ctlz"
+    fn = "cttz" if kind == "bsf" else "ctlz"
     L.b.use(f"{fn}{bits}")
     n = L.b.emit(f"call i{bits} @llvm.{fn}.i{bits}(i{bits} {v}, i1 false)")
-    if insn.mnemonic == "bsr":
+    if kind == "bsr":
         n = L.op("sub", bits, str(bits - 1), n)
     # A zero source leaves the destination as it was (what AMD documents and Intel does) --
     # all 64 bits of it: a 32-bit destination is not zero-extended then.
@@ -182,7 +188,22 @@ def flag_ops(L, insn):
         L.set_flag("cf" if m[2] == "c" else "df", "1" if m[1] == "t" else "0")
 
 
-@semantic("nop", "endbr64", "endbr32", "pause", "prefetch", "prefetchw", "prefetcht0",
-          "prefetcht1", "prefetcht2", "prefetchnta", "lfence", "mfence", "sfence")
+@semantic("xlatb")
+def xlat(L, insn):
+    """al = [rbx + al] (a segment prefix adds fs/gs; a 32-bit address size wraps at 4 GiB)."""
+    prefixes = insn.raw[:-1].lstrip(bytes(range(0x40, 0x50)))     # drop a REX prefix
+    addr = L.op("add", 64, L.get_gpr(3), L.cast("zext", L.get_gpr(0, 1), 8, 64))
+    if 0x67 in prefixes:
+        addr = L.cast("zext", L.cast("trunc", addr, 64, 32), 32, 64)
+    for byte, seg in ((0x64, "fs"), (0x65, "gs")):
+        if byte in prefixes:
+            addr = L.op("add", 64, addr, L.b.emit(f"load i64, ptr {L.ptr(seg + '_base')}"))
+    L.set_gpr(0, L.load(addr, 1), 1)
+
+
+# rdssp reads the shadow stack pointer; with shadow stacks off (the model claims no CET) it is a
+# nop that leaves its register as it was, which is what glibc tests for.
+@semantic("nop", "endbr64", "endbr32", "rdsspd", "rdsspq", "pause", "prefetch", "prefetchw",
+          "prefetcht0", "prefetcht1", "prefetcht2", "prefetchnta", "lfence", "mfence", "sfence")
 def nop(L, insn):
     """No architectural effect for a single-threaded user-mode guest."""
