@@ -14,6 +14,12 @@ dict {register number: 128-bit int}; xmm0..xmm15 and MXCSR are compared after ev
 vectors start from zeroed xmm registers and the default MXCSR). MXCSR's exception flags (bits 0-5)
 are set by hardware on inexact, overflow and the like, which jitbt does not model yet: they are
 counted in ``Result.mxcsr_flag_mismatches``, like undefined flags, and only bits 6-15 must match.
+
+x87 state: a six-item vector ``(regs, rflags, mem, xmm, mxcsr, fpu)`` carries a 512-byte FXSAVE
+image (hostcpu.fxsave_image); after the run the control word, the status word (TOP and C0-C3),
+the abridged tag and ST(0)..ST(7) are compared. The status word's exception flags (bits 0-5) are
+counted in ``Result.fpu_flag_mismatches``; FOP/FIP/FDP, which hold host addresses natively, are
+not compared (a form lists the memory bytes where an instruction stores them in ``mem_ignore``).
 """
 from __future__ import annotations
 
@@ -22,18 +28,19 @@ import random
 from dataclasses import dataclass, field
 
 from hostcpu import FLAG_BITS as HOST_FLAG_BITS
-from hostcpu import MXCSR_DEFAULT, GPR_NAMES, HostCPU, assemble  # noqa: F401  (re-exported)
+from hostcpu import MXCSR_DEFAULT, GPR_NAMES, HostCPU, assemble, fxsave_image  # noqa: F401
 from runtime.memory import GuestMemory
 from translator import Translator
 from translator.codegen import BLOCK_FN
 from translator.semantics import SEMANTICS
-from translator.state import PERM_R, PERM_W, PERM_X, CPUState, Exit
+from translator.state import FPU_CW_DEFAULT, PERM_R, PERM_W, PERM_X, CPUState, Exit
 
 CODE = 0x10000
 DATA = 0x20000
 MEM_SIZE = 4096
 FLAGS = tuple(f.lower() for f in HOST_FLAG_BITS)
 MXCSR_STATUS = 0x3F          # exception flag bits: not modelled yet (see the module docstring)
+FPU_EXCEPTIONS = 0x3F        # x87 status word exception flags: compared apart
 U64 = (1 << 64) - 1
 
 
@@ -74,7 +81,21 @@ class JitCPU:
     def run_full(self, regs: dict, rflags: int, mem: bytes | None = None,
                  xmm: dict | None = None, mxcsr: int = MXCSR_DEFAULT):
         """As run(), from and returning the SSE state too (xmm: {number: 128-bit int})."""
+        return self.run_x87(regs, rflags, mem, xmm, mxcsr)[:6]
+
+    def run_x87(self, regs: dict, rflags: int, mem: bytes | None = None,
+                xmm: dict | None = None, mxcsr: int = MXCSR_DEFAULT, fpu: bytes | None = None):
+        """As run_full(), from and returning the x87 state as an FXSAVE image (see
+        hostcpu.fxsave_image; None is the fninit state)."""
         st = self.state
+        image = fpu if fpu is not None else fxsave_image(FPU_CW_DEFAULT)
+        st.fpu_cw = int.from_bytes(image[0:2], "little")
+        sw = int.from_bytes(image[2:4], "little")
+        st.fpu_sw, st.fpu_top, st.fpu_tag = sw & ~0x3800, (sw >> 11) & 7, image[4]
+        for i in range(8):
+            v = int.from_bytes(image[32 + 16 * i:42 + 16 * i], "little")
+            p = (st.fpu_top + i) & 7
+            st.st[p][0], st.st[p][1] = v & U64, v >> 64
         xmm = xmm or {}
         for i in range(16):
             v = xmm.get(i, 0)
@@ -90,7 +111,15 @@ class JitCPU:
         code = self.fn(ctypes.addressof(st), self.mem.base, self.mem.perm_base)
         out = {name: st.gpr[i] for i, name in enumerate(GPR_NAMES) if name != "rsp"}
         xmm_out = {i: st.xmm[i][0] | st.xmm[i][1] << 64 for i in range(16)}
-        return code, out, st.rflags(), self.mem.read(DATA, MEM_SIZE), xmm_out, st.mxcsr
+        fx = bytearray(512)
+        fx[0:2] = st.fpu_cw.to_bytes(2, "little")
+        fx[2:4] = (st.fpu_sw | st.fpu_top << 11).to_bytes(2, "little")
+        fx[4] = st.fpu_tag
+        for i in range(8):
+            p = (st.fpu_top + i) & 7
+            fx[32 + 16 * i:42 + 16 * i] = (st.st[p][0] | st.st[p][1] << 64).to_bytes(10, "little")
+        return (code, out, st.rflags(), self.mem.read(DATA, MEM_SIZE), xmm_out, st.mxcsr,
+                bytes(fx))
 
 
 @dataclass
@@ -99,6 +128,7 @@ class Form:
     mnemonic: str             # jitbt's semantic for it (its flag declarations are used)
     inputs: str = "alu"       # which vector generator (see vectors() in test_conformance)
     pointers: tuple = ()      # registers holding offsets into the scratch buffer
+    mem_ignore: tuple = ()    # (start, end) scratch offsets not compared (x87 FIP/FDP images)
 
     def __post_init__(self):
         if not self.pointers and "[" in self.text:
@@ -112,6 +142,7 @@ class Result:
     mismatches: list = field(default_factory=list)       # defined state
     undefined_mismatches: int = 0                         # flags the manual leaves undefined
     mxcsr_flag_mismatches: int = 0                        # MXCSR bits 0-5 (not modelled yet)
+    fpu_flag_mismatches: int = 0                          # x87 status word bits 0-5
 
 
 def flag_dict(rflags: int) -> dict:
@@ -134,7 +165,8 @@ def check_form(host: HostCPU, jit: JitCPU, form: Form, vectors, predicate=None,
     res = Result(form)
     for vec in vectors:
         regs, rflags, mem = vec[:3]
-        xmm, mxcsr = vec[3:] if len(vec) > 3 else (None, MXCSR_DEFAULT)
+        xmm, mxcsr = vec[3:5] if len(vec) > 3 else (None, MXCSR_DEFAULT)
+        fpu = vec[5] if len(vec) > 5 else None
         res.vectors += 1
         if predicate is not None and predicate(regs) == "fault":
             exit_code, _, _, _ = jit.run(regs, rflags, mem)
@@ -147,9 +179,10 @@ def check_form(host: HostCPU, jit: JitCPU, form: Form, vectors, predicate=None,
         for r in form.pointers:
             host_regs[r] = (host.mem_address + regs.get(r, 0)) % (1 << 64)
             jit_regs[r] = (jit.mem_address + regs.get(r, 0)) % (1 << 64)
-        h_regs, h_flags, h_mem, h_xmm, h_mxcsr = host.run_full(host_regs, rflags, mem, xmm, mxcsr)
-        exit_code, j_regs, j_flags, j_mem, j_xmm, j_mxcsr = jit.run_full(jit_regs, rflags, mem,
-                                                                         xmm, mxcsr)
+        h_regs, h_flags, h_mem, h_xmm, h_mxcsr, h_fpu = host.run_x87(host_regs, rflags, mem, xmm,
+                                                                     mxcsr, fpu)
+        exit_code, j_regs, j_flags, j_mem, j_xmm, j_mxcsr, j_fpu = jit.run_x87(
+            jit_regs, rflags, mem, xmm, mxcsr, fpu)
         for r in form.pointers:
             h_regs[r] = (h_regs[r] - host.mem_address) % (1 << 64)
             j_regs[r] = (j_regs[r] - jit.mem_address) % (1 << 64)
@@ -166,6 +199,12 @@ def check_form(host: HostCPU, jit: JitCPU, form: Form, vectors, predicate=None,
             problems.append(f"mxcsr: host {h_mxcsr:#x} jit {j_mxcsr:#x}")
         elif h_mxcsr != j_mxcsr:
             res.mxcsr_flag_mismatches += 1
+        if fpu is not None:
+            problems += fpu_problems(h_fpu, j_fpu)
+            if (h_fpu[2] ^ j_fpu[2]) & FPU_EXCEPTIONS:
+                res.fpu_flag_mismatches += 1
+        for start, end in form.mem_ignore:
+            h_mem = h_mem[:start] + j_mem[start:end] + h_mem[end:]
         if h_mem != j_mem:
             diff = next(i for i in range(len(h_mem)) if h_mem[i] != j_mem[i])
             problems.append(f"memory differs from offset {diff}")
@@ -180,6 +219,23 @@ def check_form(host: HostCPU, jit: JitCPU, form: Form, vectors, predicate=None,
         if problems:
             res.mismatches.append((regs, rflags, "; ".join(problems)))
     return res
+
+
+def fpu_problems(h: bytes, j: bytes) -> list[str]:
+    """Differences between two FXSAVE images in CW, SW (less bits 0-5), tag and ST(0..7)."""
+    out = []
+    word = lambda b, k: int.from_bytes(b[k:k + 2], "little")        # noqa: E731
+    if word(h, 0) != word(j, 0):
+        out.append(f"fcw: host {word(h, 0):#x} jit {word(j, 0):#x}")
+    if (word(h, 2) ^ word(j, 2)) & ~FPU_EXCEPTIONS:
+        out.append(f"fsw: host {word(h, 2):#06x} jit {word(j, 2):#06x}")
+    if h[4] != j[4]:
+        out.append(f"ftw: host {h[4]:#04x} jit {j[4]:#04x}")
+    for i in range(8):
+        a, b = h[32 + 16 * i:42 + 16 * i], j[32 + 16 * i:42 + 16 * i]
+        if a != b:
+            out.append(f"st({i}): host {a[::-1].hex()} jit {b[::-1].hex()}")
+    return out
 
 
 def random_flags(rng: random.Random) -> int:

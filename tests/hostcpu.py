@@ -17,13 +17,18 @@ pointer arrives in ``rdi``).  The state block is 17 qwords::
     state[17]     MXCSR (low 32 bits)
     state[18]     the host's MXCSR, saved by the prologue and restored by the epilogue
     state[20..51] xmm0..xmm15, two qwords each (low qword first); 16-byte aligned
+    state[52..115]  the guest's x87/SSE state as a 512-byte FXSAVE64 image (loaded
+                  with fxrstor64 before the code, stored with fxsave64 after it)
+    state[116..179] the host's FXSAVE64 image, saved first and restored last
 
 The prologue saves the callee-saved registers (rbx, rbp, r12-r15), pushes the
-state pointer, loads RFLAGS (push/popfq), saves the host's MXCSR in the state
-block and loads the guest's, loads xmm0..xmm15, then every GPR except rsp from
-the state block, rdi last.  The epilogue does pushfq; push rax; reloads the
-state pointer from the stack, stores every GPR, xmm0..xmm15 and MXCSR, restores
-the host's MXCSR, then stores the saved rax and RFLAGS, discards the saved state
+state pointer, loads RFLAGS (push/popfq), saves the host's x87/SSE state
+(fxsave64) and loads the guest's x87 state (fxrstor64), saves the host's MXCSR
+in the state block and loads the guest's, loads xmm0..xmm15, then every GPR
+except rsp from the state block, rdi last.  The epilogue does pushfq; push rax;
+reloads the state pointer from the stack, stores every GPR, xmm0..xmm15 and
+MXCSR, stores the guest's x87 state (fxsave64), restores the host's x87/SSE
+state (fxrstor64) and MXCSR, then stores the saved rax and RFLAGS, discards the saved state
 pointer, clears DF (cld - the ABI requires DF=0 on return to C code), restores
 the callee-saved registers and returns.
 
@@ -43,9 +48,11 @@ are deliberately no signal handlers):
   xmm0..xmm15 and MXCSR are set up and observed (:meth:`HostCPU.run_full`;
   :meth:`HostCPU.run` starts from zeroed xmm registers and the default MXCSR
   0x1F80).  MXCSR must keep every exception masked (bits 7-12 set), so SSE
-  faults cannot happen; the host's MXCSR is restored on the way out.  x87
-  state is neither initialised nor captured, and the x87 control word must
-  not be left modified.
+  faults cannot happen; the host's MXCSR is restored on the way out.  The x87
+  state is set up and captured by :meth:`HostCPU.run_x87` as an FXSAVE image
+  (other runs start from the fninit state); its control word must keep every
+  exception masked (bits 0-5 set) and no exception flag may be pending, so x87
+  faults cannot happen; the host's x87 state is restored on the way out.
 * Input RFLAGS: only the FLAG_BITS bits are honoured; all others are forced
   to 0 except reserved bit 1, which is always 1 (so TF/AC/etc. are never set).
 """
@@ -57,7 +64,8 @@ import mmap
 
 from keystone import KS_ARCH_X86, KS_MODE_64, Ks
 
-__all__ = ["GPR_NAMES", "FLAG_BITS", "FLAG_MASK", "MXCSR_DEFAULT", "HostCPU", "assemble"]
+__all__ = ["GPR_NAMES", "FLAG_BITS", "FLAG_MASK", "MXCSR_DEFAULT", "FPU_CW_DEFAULT", "HostCPU",
+           "assemble", "fxsave_image"]
 
 GPR_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
              "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
@@ -69,7 +77,10 @@ _RFLAGS_SLOT = len(GPR_NAMES)            # 16
 _MXCSR_SLOT = _RFLAGS_SLOT + 1           # 17
 _HOST_MXCSR_SLOT = _MXCSR_SLOT + 1       # 18
 _XMM_SLOT = 20                           # xmm0 at state[20] (byte 160, 16-byte aligned)
-_STATE_QWORDS = _XMM_SLOT + 2 * 16       # 52
+_FX_GUEST_SLOT = _XMM_SLOT + 2 * 16      # 52 (byte 416, 16-byte aligned)
+_FX_HOST_SLOT = _FX_GUEST_SLOT + 64      # 116
+_STATE_QWORDS = _FX_HOST_SLOT + 64       # 180
+FPU_CW_DEFAULT = 0x037F                  # the fninit / Linux process start control word
 MXCSR_DEFAULT = 0x1F80
 _MXCSR_MASKS = 0x1F80                    # the six exception mask bits
 _U128 = (1 << 128) - 1
@@ -126,6 +137,8 @@ def _prologue_asm() -> str:
     lines.append(f"push qword ptr [rdi + {8 * _RFLAGS_SLOT}]")
     lines.append("popfq")
     lines.append(f"stmxcsr dword ptr [rdi + {8 * _HOST_MXCSR_SLOT}]")
+    lines.append(f"fxsave64 [rdi + {8 * _FX_HOST_SLOT}]")
+    lines.append(f"fxrstor64 [rdi + {8 * _FX_GUEST_SLOT}]")
     lines.append(f"ldmxcsr dword ptr [rdi + {8 * _MXCSR_SLOT}]")
     for i in range(16):
         lines.append(f"movups xmm{i}, xmmword ptr [rdi + {_xmm_off(i)}]")
@@ -148,6 +161,8 @@ def _epilogue_asm() -> str:
     for i in range(16):
         lines.append(f"movups xmmword ptr [rax + {_xmm_off(i)}], xmm{i}")
     lines.append(f"stmxcsr dword ptr [rax + {8 * _MXCSR_SLOT}]")
+    lines.append(f"fxsave64 [rax + {8 * _FX_GUEST_SLOT}]")
+    lines.append(f"fxrstor64 [rax + {8 * _FX_HOST_SLOT}]")
     lines.append(f"ldmxcsr dword ptr [rax + {8 * _HOST_MXCSR_SLOT}]")
     lines.append(f"pop qword ptr [rax + {_off('rax')}]")
     lines.append(f"pop qword ptr [rax + {8 * _RFLAGS_SLOT}]")
@@ -258,6 +273,27 @@ class HostCPU:
         reserved bits 16-31 clear.  Returns ``(regs, rflags, scratch, xmm,
         mxcsr)`` with all 16 xmm registers.
         """
+        return self.run_x87(regs, rflags, mem, xmm, mxcsr)[:5]
+
+    def run_x87(self, regs: dict, rflags: int, mem: bytes | None = None,
+                xmm: dict | None = None, mxcsr: int = MXCSR_DEFAULT,
+                fpu: bytes | None = None) -> tuple[dict, int, bytes, dict, int, bytes]:
+        """As :meth:`run_full`, from and returning the x87 state too.
+
+        ``fpu`` is a 512-byte FXSAVE64 image (:func:`fxsave_image` builds one; its
+        MXCSR and xmm fields are ignored: ``mxcsr`` and ``xmm`` win); None is the
+        fninit state.  Its control word must mask every exception and its status
+        word must have no exception flag set.  Returns run_full's tuple plus the
+        FXSAVE64 image stored after the code (bytes 0-159: FCW, FSW, abridged
+        FTW, FOP, FIP, FDP, MXCSR, MXCSR_MASK, ST(0)..ST(7)).
+        """
+        image = bytearray(fpu if fpu is not None else fxsave_image())
+        if len(image) != 512:
+            raise ValueError("fpu must be a 512-byte FXSAVE image")
+        cw, sw = int.from_bytes(image[0:2], "little"), int.from_bytes(image[2:4], "little")
+        if cw & 0x3F != 0x3F or sw & 0x3F:
+            raise ValueError(f"x87 cw={cw:#x} sw={sw:#x}: exceptions must be masked and clear")
+        image[24:28] = mxcsr.to_bytes(4, "little")
         if not self._prepared:
             raise RuntimeError("prepare() must be called before run()")
         if mxcsr & _MXCSR_MASKS != _MXCSR_MASKS or mxcsr >> 16:
@@ -286,9 +322,27 @@ class HostCPU:
                 raise ValueError(f"mem is {n} bytes, scratch buffer is "
                                  f"{self._mem_size}")
             self._mem[:n] = mem
+        fx = (ctypes.c_uint8 * 512).from_address(self._state_addr + 8 * _FX_GUEST_SLOT)
+        fx[:] = image
         self._fn(self._state_addr)
+        fpu_out = bytes(fx)
         out = {name: state[_REG_INDEX[name]] for name in _OUT_NAMES}
         xmm_out = {i: state[_XMM_SLOT + 2 * i] | state[_XMM_SLOT + 2 * i + 1] << 64
                    for i in range(16)}
         return (out, state[_RFLAGS_SLOT] & FLAG_MASK, self._mem[:self._mem_size], xmm_out,
-                state[_MXCSR_SLOT] & 0xFFFFFFFF)
+                state[_MXCSR_SLOT] & 0xFFFFFFFF, fpu_out)
+
+
+def fxsave_image(cw: int = FPU_CW_DEFAULT, sw: int = 0, tag: int = 0,
+                 st: list[int] | None = None) -> bytes:
+    """A 512-byte FXSAVE64 image of an x87 state: ``tag`` is the abridged tag (bit i set when
+    physical register i is not empty), ``st`` the 80-bit contents of ST(0)..ST(7) (logical order,
+    relative to TOP = sw bits 11-13)."""
+    image = bytearray(512)
+    image[0:2] = cw.to_bytes(2, "little")
+    image[2:4] = sw.to_bytes(2, "little")
+    image[4] = tag
+    image[24:28] = MXCSR_DEFAULT.to_bytes(4, "little")
+    for i, v in enumerate(st or ()):
+        image[32 + 16 * i:42 + 16 * i] = v.to_bytes(10, "little")
+    return bytes(image)

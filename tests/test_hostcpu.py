@@ -255,3 +255,17 @@ def test_rejects_unmasked_mxcsr(hc):
         hc.run_full({}, 0, None, None, 0x1F00)    # invalid-operation exception unmasked
     with pytest.raises(ValueError):
         hc.run_full({}, 0, None, {16: 0})
+
+
+def test_x87_state_in_and_out(hc):
+    """run_x87 loads an FXSAVE image before the code and returns the one stored after it; the
+    host's own x87 state is restored (Python's float arithmetic still works as before)."""
+    from hostcpu import fxsave_image
+    one = 0x3FFF8000000000000000
+    hc.prepare(assemble("fld st(0); faddp st(1), st(0)"))
+    *_, fpu = hc.run_x87({}, 0, fpu=fxsave_image(sw=7 << 11, tag=0x80, st=[one]))
+    assert int.from_bytes(fpu[2:4], "little") >> 11 & 7 == 7          # TOP back where it was
+    assert fpu[4] == 0x80                                              # R7 valid only
+    assert int.from_bytes(fpu[32:42], "little") == 0x40008000000000000000   # 2.0
+    assert int.from_bytes(fpu[0:2], "little") == 0x037F
+    assert repr(1 / 3) == "0.3333333333333333"

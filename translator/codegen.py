@@ -23,6 +23,7 @@ def _initialise() -> None:
     if not _initialised:
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
+        llvm.initialize_native_asmparser()     # inline asm (the x87 semantics use some)
         # 128-bit division (div/idiv with 64-bit operands) lowers to __udivti3/__divti3.
         for lib in ("libgcc_s.so.1",):
             try:
@@ -53,8 +54,7 @@ class Codegen:
     def compile(self, ir_text: str, names: list[str]) -> dict[str, int]:
         t0 = time.perf_counter()
         try:
-            mod = llvm.parse_assembly(ir_text)
-            mod.verify()
+            mod = self.parse(ir_text)
         except RuntimeError as e:
             raise CompileError(f"{e}\n--- IR ---\n{ir_text}") from None
         t1 = time.perf_counter()
@@ -69,10 +69,19 @@ class Codegen:
         self.seconds_compile += time.perf_counter() - t1
         return addrs
 
+    def parse(self, ir_text: str):
+        """Parse and verify a module, with the target's data layout and triple: struct offsets
+        in the IR must be the host ABI's, which the ctypes mirror of the state follows (LLVM's
+        default layout aligns i64 to 4 bytes)."""
+        mod = llvm.parse_assembly(ir_text)
+        mod.data_layout = str(self.tm.target_data)
+        mod.triple = self.tm.triple
+        mod.verify()
+        return mod
+
     def optimised_ir(self, ir_text: str) -> str:
         """The IR after the optimisation pipeline, without adding it to the engine (for `blocks`)."""
-        mod = llvm.parse_assembly(ir_text)
-        mod.verify()
+        mod = self.parse(ir_text)
         if self.opt_level:
             self.pb.getModulePassManager().run(mod, self.pb)
         return str(mod)

@@ -38,11 +38,30 @@ FIELDS = (
     # SSE state, reserved now so the layout does not move when SSE arrives.
     ("xmm", (ctypes.c_uint64 * 2) * 16, "[16 x [2 x i64]]"),
     ("mxcsr", ctypes.c_uint32, "i32"),
+    # x87 FPU state (translator/semantics/x87.py). The eight physical registers R0-R7 hold
+    # 80-bit extended reals in their low 10 bytes (loaded and stored as x86_fp80); ST(i) is
+    # R[(fpu_top + i) & 7]. fpu_sw is the status word with its TOP field (bits 11-13) kept zero:
+    # TOP lives in fpu_top. fpu_tag is the abridged tag (FXSAVE's): bit i set when Ri is not empty.
+    ("st", (ctypes.c_uint64 * 2) * 8, "[8 x [2 x i64]]"),
+    ("fpu_cw", ctypes.c_uint16, "i16"),
+    ("fpu_sw", ctypes.c_uint16, "i16"),
+    ("fpu_top", ctypes.c_uint8, "i8"),
+    ("fpu_tag", ctypes.c_uint8, "i8"),
 )
+
+# The x87 control word Linux starts a process with (and fninit sets): every exception masked,
+# 64-bit precision, round to nearest; and the MXCSR it starts with (all SSE exceptions masked).
+FPU_CW_DEFAULT = 0x037F
+MXCSR_DEFAULT = 0x1F80
 
 
 class CPUState(ctypes.Structure):
     _fields_ = [(name, ctype) for name, ctype, _ in FIELDS]
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.fpu_cw = FPU_CW_DEFAULT       # the state a new Linux process starts in
+        self.mxcsr = MXCSR_DEFAULT
 
     def rflags(self) -> int:
         """RFLAGS as the guest would see it with pushfq (bit 1 and IF set)."""

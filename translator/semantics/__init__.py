@@ -75,4 +75,4 @@ def with_cc(prefix: str) -> tuple[str, ...]:
 
 # Importing the families registers them.
 from . import (alu, atomic, bits, control, data, muldiv, shift, shiftd, sse, sse_fp,  # noqa: E402,F401
-               sse_int, string)
+               sse_int, string, x87)
