@@ -7,8 +7,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Debian packages the build and the tests need: command -> package
-DEBS   := gcc:gcc make:make readelf:binutils musl-gcc:musl-tools qemu-x86_64:qemu-user
+# Debian packages the build and the tests need (busybox-static, not Debian's dynamic busybox)
+DEBS   := gcc make binutils musl-tools qemu-user busybox-static
 
 .PHONY: run test guests deps venv clean bench
 
@@ -29,8 +29,8 @@ guests: deps
 
 # Install missing Debian packages (CI machines start with only what this Makefile installs).
 deps:
-	@missing=""; for pair in $(DEBS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	@missing=""; for pkg in $(DEBS); do \
+	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

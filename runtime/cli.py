@@ -31,8 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--strict", action="store_true", help="an unimplemented syscall is fatal")
     r.add_argument("-O", dest="opt_level", type=int, default=2, choices=(0, 1, 2, 3),
                    help="LLVM optimisation level for translated code (default 2)")
+    r.add_argument("--no-cache", action="store_true", help="do not use the persistent "
+                   "translation cache (in $XDG_CACHE_HOME/jitbt)")
+    r.add_argument("--argv0", help="the guest's argv[0] (default: PROGRAM), as in qemu-user")
+    r.add_argument("-E", dest="setenv", action="append", default=[], metavar="VAR=VALUE",
+                   help="set a variable in the guest's environment (repeatable)")
+    r.add_argument("-U", dest="unsetenv", action="append", default=[], metavar="VAR",
+                   help="remove a variable from the guest's environment (repeatable)")
     r.add_argument("program")
     r.add_argument("args", nargs=argparse.REMAINDER)
+    c = sub.add_parser("cache", help="inspect or clear the persistent translation cache")
+    c.add_argument("action", choices=("info", "clear"))
     b = sub.add_parser("blocks", help="show the basic blocks from an address and their LLVM IR")
     b.add_argument("program")
     b.add_argument("--at", type=_int, help="guest address (default: the entry point)")
@@ -45,9 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(a) -> int:
     from .machine import Machine, Options
-    m = Machine(Options(opt_level=a.opt_level, stats=a.stats, strace=a.strace, strict=a.strict))
-    argv = [os.fsencode(a.program)] + [os.fsencode(x) for x in a.args]
-    envp = [os.fsencode(f"{k}={v}") for k, v in os.environ.items()]
+    m = Machine(Options(opt_level=a.opt_level, stats=a.stats, strace=a.strace, strict=a.strict,
+                        cache=not a.no_cache))
+    argv0 = a.argv0 if a.argv0 is not None else a.program
+    argv = [os.fsencode(argv0)] + [os.fsencode(x) for x in a.args]
+    env = dict(os.environb)
+    for item in a.setenv:
+        key, sep, value = os.fsencode(item).partition(b"=")
+        if not sep:
+            raise JitbtError(f"-E {item}: expected VAR=VALUE")
+        env[key] = value
+    for key in a.unsetenv:
+        env.pop(os.fsencode(key), None)
+    envp = [k + b"=" + v for k, v in env.items()]
     m.load(a.program, argv, envp)
     status = m.run()
     if a.stats:
@@ -89,6 +108,17 @@ def cmd_blocks(a) -> int:
     return 0
 
 
+def cmd_cache(a) -> int:
+    from translator.persist import ObjectStore
+    store = ObjectStore.default()
+    if a.action == "clear":
+        print(f"removed {store.clear()} entries from {store.folder}")
+    else:
+        n, size = store.info()
+        print(f"{store.folder}: {n} entries, {size / 1e6:.1f} MB")
+    return 0
+
+
 def _semantics():
     from translator.semantics import SEMANTICS
     return SEMANTICS
@@ -99,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "cache":
+            return cmd_cache(args)
         return cmd_blocks(args)
     except JitbtError as e:
         sys.stderr.write(f"jitbt: {e}\n")

@@ -70,3 +70,10 @@ def cpuid(leaf: int, subleaf: int = 0) -> tuple[int, int, int, int]:
         i = (leaf - 0x80000002) * 4
         return tuple(w[i:i + 4])
     return 0, 0, 0, 0
+
+
+def signature() -> tuple:
+    """Everything the model claims, as a value: part of the translation cache keys, since
+    semantics consult the model (a tzcnt lifted without BMI1 is a bsf)."""
+    return tuple((name, value) for name, value in sorted(globals().items())
+                 if name.isupper() and isinstance(value, (int, bool, bytes)))

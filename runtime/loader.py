@@ -44,6 +44,26 @@ class Image:
     exec_stack: bool
 
 
+def check_elf(path: str) -> str | None:
+    """Why jitbt cannot run `path` (a one-line reason), or None when it is a static x86-64 ELF
+    it can load. Reads the headers only."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"\x7fELF":
+                return "not an ELF file"
+            f.seek(0)
+            elf = ELFFile(f)
+            if elf.elfclass != 64 or elf["e_machine"] != "EM_X86_64":
+                return "not an x86-64 (64-bit) ELF"
+            if elf["e_type"] not in ("ET_EXEC", "ET_DYN"):
+                return f"ELF type {elf['e_type']} is not an executable"
+            if any(s["p_type"] == "PT_INTERP" for s in elf.iter_segments()):
+                return "dynamically linked programs are not supported yet"
+    except (OSError, ELFError, struct.error, ValueError) as e:
+        return f"cannot read it ({e})"
+    return None
+
+
 def load_elf(path: str, mem: GuestMemory) -> Image:
     try:
         f = open(path, "rb")

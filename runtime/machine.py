@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import ctypes
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass
 
 from translator import Translator
+from translator.persist import ObjectStore
 from translator.rewrite import HELPER_CPUID, HELPER_RDTSC, HELPER_RDTSCP
 from translator.state import SIGILL, CPUState, Exit
 
@@ -26,7 +26,9 @@ from .dispatcher import HOT_THRESHOLD, Dispatcher
 from .fdtable import FdTable
 from .loader import build_stack, load_elf
 from .memory import GuestMemory
-from .syscalls import GuestExit, do_syscall
+from .signals import ILL_ILLOPC, GuestTerminated, SignalState, deliver_fault, deliver_pending
+from .signals import host_signals, serve_syscall, signal_name
+from .syscalls import GuestExit
 
 BUDGET = 1 << 20          # blocks run natively before Python gets a look
 WARM = HOT_THRESHOLD // 16  # runs that make a block join a hot region around another
@@ -39,21 +41,7 @@ class Options:
     strace: bool = False
     strict: bool = False
     region_blocks: int = 32
-
-
-class GuestTerminated(Exception):
-    """The guest died of a signal; jitbt exits with 128 + signal after one line of explanation."""
-
-    def __init__(self, signo: int, message: str):
-        super().__init__(message)
-        self.signo = signo
-
-
-def signal_name(signo: int) -> str:
-    try:
-        return signal.Signals(signo).name
-    except ValueError:
-        return f"signal {signo}"
+    cache: bool = False        # the persistent translation cache (on for `jitbt run`)
 
 
 class Machine:
@@ -64,8 +52,9 @@ class Machine:
         self.mem = GuestMemory()
         self.state = CPUState()
         self.state_addr = ctypes.addressof(self.state)
+        store = ObjectStore.default() if self.options.cache else None
         self.translator = Translator(self.mem.fetch, opt_level=self.options.opt_level,
-                                     region_blocks=self.options.region_blocks)
+                                     region_blocks=self.options.region_blocks, store=store)
         self.dispatcher = Dispatcher(self.translator.codegen)
         self.translator.cache.on_evict = self.dispatcher.remove
         self.mem.on_unmap = self._code_unmapped
@@ -74,6 +63,7 @@ class Machine:
         self.unimplemented: dict[int, int] = {}
         self.seconds_run = 0.0
         self.exit_counts = {name: 0 for name in Exit.NAMES.values()}
+        self.signals = SignalState()      # dispositions, mask, pending signals, alternate stack
 
     # ---- setup -------------------------------------------------------------------------------
     def load(self, path: str, argv: list[bytes], envp: list[bytes]) -> None:
@@ -94,11 +84,13 @@ class Machine:
         """Run the guest to its end; returns the exit status (128 + signal for a fatal signal)."""
         t0 = time.perf_counter()
         try:
-            self._loop()
+            with host_signals(self):      # SIGINT, SIGTERM, ... sent to jitbt are the guest's
+                self._loop()
         except GuestExit as e:
             return e.status
         except GuestTerminated as e:
-            self.report(e.args[0])
+            if e.args[0]:                 # faults explain themselves; sent signals end silently
+                self.report(e.args[0])
             return 128 + e.signo
         finally:
             self.seconds_run = time.perf_counter() - t0
@@ -118,14 +110,16 @@ class Machine:
                 for t in self.translator.promote(st.rip, lambda a: disp.count(a) >= WARM):
                     disp.insert(t)
             elif code == Exit.SYSCALL:
-                do_syscall(self)
+                serve_syscall(self)       # then delivers the signals that became deliverable
             elif code == Exit.HELPER:
                 self._helper(st.exit_arg)
             elif code == Exit.FAULT:
                 self.fault(st.fault_sig, st.fault_addr)
             elif code == Exit.UNSUPPORTED:
                 self.unsupported(st.rip)
-            elif code != Exit.BUDGET:
+            elif code == Exit.BUDGET:
+                deliver_pending(self)
+            else:
                 raise RuntimeError(f"translated code returned unknown exit code {code}")
 
     def _helper(self, which: int) -> None:
@@ -152,12 +146,19 @@ class Machine:
         return f"{address:#x}: {code[:8].hex(' ')}  (bad)" if code else f"{address:#x}: (not executable)"
 
     def fault(self, signo: int, addr: int) -> None:
-        """A guest fault. No guest signal handlers yet: the default action ends the process."""
+        """A guest fault: the guest's handler runs if it has one that is not blocked; otherwise
+        the default action ends the process with one line of explanation."""
+        if deliver_fault(self, signo, addr):
+            return
         where = self.describe_insn(self.state.rip)
         extra = f", accessing {addr:#x}" if signo == 11 and addr else ""
         raise GuestTerminated(signo, f"guest killed by {signal_name(signo)} at {where}{extra}")
 
     def unsupported(self, address: int) -> None:
+        """No semantics for the instruction: SIGILL (ILL_ILLOPC) to a guest handler if there is
+        one, otherwise reported as such."""
+        if deliver_fault(self, SIGILL, address, ILL_ILLOPC):
+            return
         raise GuestTerminated(SIGILL, f"unsupported instruction at {self.describe_insn(address)} "
                                       f"(no semantics yet); guest killed by SIGILL")
 
@@ -178,6 +179,14 @@ class Machine:
         self.stderr.write(f"[{os.getpid()}] {line}\n")
         self.stderr.flush()
 
+    def _store_text(self) -> str:
+        st = self.translator.store
+        if st is None:
+            return "off"
+        load = sum(cg.seconds_load for cg in self.translator.codegens)
+        return (f"{st.hits} hits, {st.misses} misses, {st.stored} stored, {st.corrupt} corrupt "
+                f"(rebuilt); loading {load:.4f} s")
+
     def stats_text(self) -> str:
         tr = self.translator
         s, cache = tr.stats, tr.cache
@@ -196,8 +205,11 @@ class Machine:
             ("returns to the runtime", ", ".join(f"{k} {v}" for k, v in self.exit_counts.items() if v)),
             ("time decoding", f"{s.seconds_decode:.4f} s"),
             ("time building IR", f"{s.seconds_ir:.4f} s"),
+            ("persistent cache", self._store_text()),
             ("time parsing IR", f"{parse:.4f} s"),
             ("time optimising + compiling", f"{compile_:.4f} s"),
+            *((f"  of which {name} tier", f"{cg.seconds_compile:.4f} s")
+              for name, cg in zip(("cold", "optimising"), tr.codegens) if tr.tiered),
             ("time executing (rest of run)", f"{exec_s:.4f} s"),
             ("total run time", f"{self.seconds_run:.4f} s"),
         ]

@@ -155,6 +155,8 @@ for _row in (
         (84, "rmdir", "path"),
         (82, "rename", "path path"), (264, "renameat", "dirfd path dirfd path"),
         (316, "renameat2", "dirfd path dirfd path int"),
+        (92, "chown", "path int int"), (93, "fchown", "fd int int"),
+        (94, "lchown", "path int int"), (260, "fchownat", "dirfd path int int atflags"),
         (86, "link", "path path"), (265, "linkat", "dirfd path dirfd path atflags"),
         (88, "symlink", "path path"), (266, "symlinkat", "path dirfd path"),
         (80, "chdir", "path"), (81, "fchdir", "fd"), (79, "getcwd", "obuf size"),

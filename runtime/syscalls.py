@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import struct
 from dataclasses import dataclass
 from typing import Callable
@@ -73,6 +74,10 @@ def sys_read(m, fd, buf, count):
     h = host_fd(m, fd)
     count = min(count, 1 << 24)
     m.mem._check(buf, count, 2)         # the guest must be able to write the buffer
+    if count and os.get_blocking(h):
+        _wait_readable(h)               # interruptible by a signal, consuming nothing
+    from .signals import committing
+    committing(m)
     data = os.read(h, count)
     m.mem.write(buf, data)
     return len(data)
@@ -83,6 +88,12 @@ def sys_write(m, fd, buf, count):
     h = host_fd(m, fd)
     data = m.mem.read(buf, min(count, 1 << 24))
     return os.write(h, data)
+
+
+def _wait_readable(h: int) -> None:
+    p = select.poll()
+    p.register(h, select.POLLIN | select.POLLPRI)
+    p.poll()
 
 
 # ---- memory -------------------------------------------------------------------------------
@@ -277,4 +288,5 @@ def format_call(m, row: Syscall, args, result: int | None = None) -> str:
     return f"{row.name}({', '.join(out)})"
 
 
-from . import sys_files, sys_memory, sys_process, sys_time  # noqa: E402,F401  (registers their rows)
+from . import sys_files, sys_memory, sys_process, sys_signal, sys_time  # noqa: E402,F401  (registers their rows)
+from . import sys_exec  # noqa: E402,F401  (fork, clone, execve, wait4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 GUESTS = ROOT / "guests"
 BUILD = GUESTS / "build"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The persistent translation cache of every jitbt the tests start lives in a folder of this test
+# session, never the user's (tests that need a fresh one set their own).
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="jitbt-test-cache-")
 
 
 def guest_list() -> list[str]:
@@ -33,12 +37,18 @@ def run_native(path, args=(), stdin=b"", env=None):
                           timeout=60)
 
 
-def run_jitbt(*cli_args, stdin=b"", env=None, timeout=300):
-    """Run the jitbt command line (as `python -m runtime.cli`) and capture everything."""
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *map(str, cli_args)],
-                          input=stdin, capture_output=True, env=env, cwd=ROOT, timeout=timeout)
+JITBT = [sys.executable, "-I", "-c",
+         f"import sys; sys.path.insert(0, {str(ROOT)!r}); from runtime.cli import main; "
+         "sys.exit(main())"]
+
+
+def run_jitbt(*cli_args, stdin=b"", env=None, timeout=300, cwd=ROOT):
+    """Run the jitbt command line, from any folder, and capture everything."""
+    return subprocess.run([*JITBT, *map(str, cli_args)], input=stdin, capture_output=True,
+                          env=env, cwd=cwd, timeout=timeout)
 
 
 def clean_env():
     """A small fixed environment, so native and translated runs see the same one."""
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C"}
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C",
+            "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]}

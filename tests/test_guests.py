@@ -71,4 +71,4 @@ def test_guest_spinning_in_a_hot_loop_still_answers_sigint():
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=20)
     assert p.returncode == 130
-    assert err.decode().strip() == "jitbt: interrupted"
+    assert err == b""        # as a native process killed by SIGINT: the guest's death is silent

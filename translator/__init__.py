@@ -12,16 +12,33 @@ the blocks the dispatcher finds hot are compiled again by the optimising tier (`
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from .cache import BlockCache, Translation
 from .codegen import Codegen
 from .decoder import Decoder
 from .lifter import Lifter, module_text
+from .persist import module_key
 
 VERSION = "0.1.0"
+
+
+def _source_digest() -> str:
+    """A digest of the translator's own sources and the CPU model: part of every persistent-cache
+    key, so an object compiled by other semantics is never reused, whatever the version says."""
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(here.rglob("*.py")) + [here.parent / "runtime" / "cpu.py"]:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+SOURCE_DIGEST = _source_digest()
 
 
 @dataclass
@@ -37,13 +54,14 @@ class Stats:
 
 class Translator:
     def __init__(self, fetch, opt_level: int = 2, region_blocks: int = 32, cache_size: int = 1 << 16,
-                 checked_memory: bool = True, tiered: bool = True):
+                 checked_memory: bool = True, tiered: bool = True, store=None):
         self.fetch = fetch
         self.decoder = Decoder()
         self.lifter = Lifter(checked_memory=checked_memory)
-        self.codegen = Codegen(opt_level)             # the optimising tier
+        self.store = store                            # persist.ObjectStore, or None
+        self.codegen = Codegen(opt_level, store)      # the optimising tier
         self.tiered = tiered and opt_level > 0
-        self.cold = Codegen(0) if self.tiered else self.codegen
+        self.cold = Codegen(0, store) if self.tiered else self.codegen
         self.region_blocks = region_blocks
         self.hot_region_blocks = 16          # -O2 time grows faster than linearly with size
         self.cache = BlockCache(cache_size, key=(opt_level, checked_memory))
@@ -105,14 +123,29 @@ class Translator:
         self.stats.regions += 1
         return [t]
 
+    def key(self, kind: str, codegen, blocks) -> str:
+        """What shapes a module's code: the guest bytes and block shapes, the compiling tier, the
+        lifter's knobs, and the translator itself."""
+        from runtime import cpu
+        parts = [kind, SOURCE_DIGEST, cpu.signature(), codegen.opt_level, self.lifter.checked,
+                 self.lifter.flag_liveness]
+        for b in blocks:
+            parts += [b.start, b.fetch_fault, b"".join(i.raw for i in b.insns)]
+        return module_key(parts, VERSION)
+
     def compile_region(self, blocks) -> Translation:
         """Compile blocks as one function entered at the first, by the optimising tier."""
-        t1 = time.perf_counter()
-        name = f"r_{blocks[0].start:x}_{next(self._serial)}"
-        text, used = self.lifter.lift(blocks, name)
-        ir = module_text([text], used)
-        self.stats.seconds_ir += time.perf_counter() - t1
-        host = self.codegen.compile(ir, [name])[name]
+        key = self.key("region", self.codegen, blocks)
+        name = f"r{key[:20]}"
+
+        def build_ir() -> str:
+            t1 = time.perf_counter()
+            text, used = self.lifter.lift(blocks, name)
+            ir = module_text([text], used)
+            self.stats.seconds_ir += time.perf_counter() - t1
+            return ir
+
+        host = self.codegen.compile_keyed(key, build_ir, [name])[name]
         self.stats.modules += 1
         head = blocks[0]
         return Translation(head.start, max(head.end, head.start + 1), host,
@@ -121,17 +154,22 @@ class Translator:
 
     def compile_blocks(self, blocks, hot: bool = True) -> list[Translation]:
         """Lift blocks into one LLVM module and compile it (the cache is left alone)."""
-        t1 = time.perf_counter()
-        functions, names, intrinsics = [], [], set()
-        for block in blocks:
-            name = f"b_{block.start:x}_{next(self._serial)}"
-            text, used = self.lifter.lift(block, name)
-            functions.append(text)
-            names.append(name)
-            intrinsics |= used
-        ir = module_text(functions, intrinsics)
-        self.stats.seconds_ir += time.perf_counter() - t1
-        addrs = (self.codegen if hot else self.cold).compile(ir, names)
+        codegen = self.codegen if hot else self.cold
+        key = self.key("blocks", codegen, blocks)
+        names = [f"b{key[:20]}_{i}" for i in range(len(blocks))]
+
+        def build_ir() -> str:
+            t1 = time.perf_counter()
+            functions, intrinsics = [], set()
+            for block, name in zip(blocks, names):
+                text, used = self.lifter.lift(block, name)
+                functions.append(text)
+                intrinsics |= used
+            ir = module_text(functions, intrinsics)
+            self.stats.seconds_ir += time.perf_counter() - t1
+            return ir
+
+        addrs = codegen.compile_keyed(key, build_ir, names)
         s = self.stats
         s.blocks += len(blocks)
         s.insns += sum(len(b.insns) for b in blocks)

@@ -7,6 +7,10 @@ addresses::
 
     cg = Codegen(opt_level=2)
     addrs = cg.compile(module_ir, ["b_401000", "b_401010"])   # {name: host address}
+    addrs = cg.compile_keyed(key, build_ir, names)           # the same through the caches
+
+``compile_keyed`` looks a module up by its key in this process, then in the persistent object
+store (translator/persist.py), and only on a miss builds its IR and compiles it.
 """
 from __future__ import annotations
 
@@ -39,8 +43,11 @@ class CompileError(Exception):
 
 class Codegen:
 
-    def __init__(self, opt_level: int = 2):
+    def __init__(self, opt_level: int = 2, store=None):
         _initialise()
+        self.store = store          # persist.ObjectStore, or None
+        self.loaded: dict[str, dict[str, int]] = {}     # key -> addresses, this process
+        self._fresh: dict[str, bytes] = {}
         self.opt_level = opt_level
         target = llvm.Target.from_default_triple()
         self.tm = target.create_target_machine(opt=opt_level, codemodel="jitdefault", jit=True)
@@ -48,10 +55,13 @@ class Codegen:
         self.pto = llvm.create_pipeline_tuning_options(speed_level=opt_level)
         self.pb = llvm.create_pass_builder(self.tm, self.pto)
         self.modules = []         # keep modules alive: the engine owns them, we keep references
+        if store is not None:
+            self.engine.set_object_cache(self._notify, lambda module: None)
         self.seconds_parse = 0.0
         self.seconds_compile = 0.0
+        self.seconds_load = 0.0       # loading object code from the persistent store
 
-    def compile(self, ir_text: str, names: list[str]) -> dict[str, int]:
+    def compile(self, ir_text: str, names: list[str], module_name: str = "") -> dict[str, int]:
         t0 = time.perf_counter()
         try:
             mod = self.parse(ir_text)
@@ -61,12 +71,46 @@ class Codegen:
         if self.opt_level:
             mpm = self.pb.getModulePassManager()
             mpm.run(mod, self.pb)
+        if module_name:
+            mod.name = module_name
         self.engine.add_module(mod)
         self.engine.finalize_object()
         self.modules.append(mod)
         addrs = {n: self.engine.get_function_address(n) for n in names}
         self.seconds_parse += t1 - t0
         self.seconds_compile += time.perf_counter() - t1
+        return addrs
+
+    def _notify(self, module, buffer) -> None:
+        """MCJIT compiled a module: keep its object code for the persistent store."""
+        if module.name in self._fresh:
+            self._fresh[module.name] = bytes(buffer)
+
+    def compile_keyed(self, key: str, build_ir, names: list[str]) -> dict[str, int]:
+        """Addresses of `names` in the module with this key: from this process, from the
+        persistent store, or by compiling `build_ir()`."""
+        addrs = self.loaded.get(key)
+        if addrs is not None:
+            return addrs
+        if self.store is not None:
+            t0 = time.perf_counter()
+            data = self.store.get(key)
+            if data is not None:
+                self.engine.add_object_file(llvm.ObjectFileRef.from_data(data))
+                self.engine.finalize_object()
+                addrs = {n: self.engine.get_function_address(n) for n in names}
+                self.seconds_load += time.perf_counter() - t0
+                if all(addrs.values()):
+                    self.loaded[key] = addrs
+                    return addrs
+        text = build_ir()
+        if self.store is not None:
+            self._fresh[key] = b""
+        addrs = self.compile(text, names, module_name=key)
+        self.loaded[key] = addrs
+        data = self._fresh.pop(key, b"") if self.store is not None else b""
+        if data:
+            self.store.put(key, data)
         return addrs
 
     def parse(self, ir_text: str):

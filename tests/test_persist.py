@@ -1,0 +1,93 @@
+"""The persistent translation cache: a warm run loads object code instead of compiling, gives the
+same output, survives corrupt and truncated files (detected, rebuilt, never executed) and runs
+sharing the cache at the same time."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import BUILD, ROOT, run_jitbt
+
+GUEST = BUILD / "libcmix-glibc"
+
+
+def _run(cache: Path, tmp: Path, *extra):
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
+    out = tmp / f"out{len(list(tmp.iterdir()))}"
+    out.mkdir()
+    return run_jitbt("run", "--stats", *extra, GUEST, out, env=env)
+
+
+def _store(r) -> dict:
+    line = next(x for x in r.stderr.decode().splitlines() if "persistent cache" in x)
+    return {k: int(v) for v, k in re.findall(r"(\d+) (hits|misses|stored|corrupt)", line)}
+
+
+def _stdout_of_native(tmp):
+    d = tmp / "native"
+    d.mkdir()
+    return subprocess.run([str(GUEST), str(d)], capture_output=True).stdout
+
+
+def test_warm_run_loads_instead_of_compiling(tmp_path):
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    runs.mkdir()
+    cold = _run(cache, runs)
+    warm = _run(cache, runs)
+    assert cold.stdout == warm.stdout == _stdout_of_native(tmp_path)
+    c, w = _store(cold), _store(warm)
+    assert c["hits"] == 0 and c["stored"] > 10
+    assert w["misses"] == 0 and w["hits"] == c["stored"]
+    compile_s = float(re.search(r"optimising \+ compiling\s+([\d.]+)", warm.stderr.decode())[1])
+    assert compile_s < 0.1
+
+
+def test_corrupt_and_truncated_entries_are_rebuilt(tmp_path):
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    runs.mkdir()
+    first = _run(cache, runs)
+    files = sorted(cache.rglob("*.o"))
+    assert files
+    for i, f in enumerate(files):
+        data = f.read_bytes()
+        if i % 2:
+            f.write_bytes(data[: len(data) // 2])                       # truncated
+        else:
+            f.write_bytes(data[:-16] + bytes(b ^ 0xFF for b in data[-16:]))  # corrupt payload
+    second = _run(cache, runs)
+    assert second.returncode == first.returncode and second.stdout == first.stdout
+    s = _store(second)
+    assert s["corrupt"] == len(files) and s["stored"] == len(files)
+    third = _run(cache, runs)
+    assert _store(third)["corrupt"] == 0 and third.stdout == first.stdout
+
+
+def test_concurrent_runs_share_the_cache(tmp_path):
+    cache = tmp_path / "cache"
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
+    dirs = [tmp_path / f"d{i}" for i in range(3)]
+    procs = []
+    for d in dirs:
+        d.mkdir()
+        procs.append(subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", str(GUEST), str(d)],
+                                      cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE))
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 7 for p in procs)
+    assert len({o for o, _ in outs}) == 1 and outs[0][0] == _stdout_of_native(tmp_path)
+    assert not list(cache.rglob(".tmp-*"))       # no half-written file left behind
+
+
+def test_no_cache_and_cache_commands(tmp_path):
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "c"))
+    r = run_jitbt("run", "--no-cache", "--stats", BUILD / "hello", env=env)
+    assert re.search(r"persistent cache\s+off", r.stderr.decode())
+    assert not (tmp_path / "c").exists()
+    run_jitbt("run", BUILD / "hello", env=env)
+    info = run_jitbt("cache", "info", env=env).stdout.decode()
+    assert re.search(r": [1-9]\d* entries", info)
+    assert "removed" in run_jitbt("cache", "clear", env=env).stdout.decode()
+    assert ": 0 entries" in run_jitbt("cache", "info", env=env).stdout.decode()

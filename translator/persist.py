@@ -1,0 +1,104 @@
+"""The persistent translation cache: LLVM object code on disk, keyed by what shapes it.
+
+A key is a hash of the guest code bytes and block shapes of a module, the tier that compiles it,
+the lifter's knobs, jitbt's version and LLVM's version (``module_key``). The object code MCJIT
+produced for that module is stored under the key; a later run that translates the same code loads
+the object file instead of lifting, optimising and compiling again::
+
+    store = ObjectStore.default()              # $XDG_CACHE_HOME/jitbt (or ~/.cache/jitbt)
+    data = store.get(key)                      # bytes, or None (absent, or corrupt: removed)
+    store.put(key, object_code)
+
+Files are written to a temporary name and renamed into place, so runs sharing the cache never see
+a half-written file; each file carries a SHA-256 of its contents, so a corrupt or truncated file
+is detected, removed and rebuilt, never handed to the loader.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import llvmlite
+
+MAGIC = b"JITBTOB1"
+DIGEST = 32
+
+
+def default_folder() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "jitbt"
+
+
+def module_key(parts: list, version: str) -> str:
+    """The key of a module: `parts` describe everything that shapes its code."""
+    h = hashlib.sha256()
+    h.update(f"jitbt {version} llvmlite {llvmlite.__version__}\0".encode())
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else repr(p).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class ObjectStore:
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.hits = self.misses = self.stored = self.corrupt = 0
+
+    @classmethod
+    def default(cls) -> "ObjectStore":
+        return cls(default_folder())
+
+    def _path(self, key: str) -> Path:
+        return self.folder / "objects" / key[:2] / f"{key}.o"
+
+    def get(self, key: str) -> bytes | None:
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            self.misses += 1
+            return None
+        payload = data[len(MAGIC) + DIGEST:]
+        if (not data.startswith(MAGIC) or len(data) < len(MAGIC) + DIGEST
+                or hashlib.sha256(payload).digest() != data[len(MAGIC):len(MAGIC) + DIGEST]):
+            self.corrupt += 1
+            self.misses += 1
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            return None
+        self.hits += 1
+        return payload
+
+    def put(self, key: str, payload: bytes) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(MAGIC + hashlib.sha256(payload).digest() + payload)
+            os.replace(tmp, path)
+            self.stored += 1
+        except OSError:
+            pass           # a cache that cannot be written is only a slower run
+
+    def info(self) -> tuple[int, int]:
+        """(number of entries, bytes)."""
+        n = size = 0
+        for p in (self.folder / "objects").glob("*/*.o"):
+            n += 1
+            size += p.stat().st_size
+        return n, size
+
+    def clear(self) -> int:
+        n = 0
+        for p in (self.folder / "objects").glob("*/*.o"):
+            try:
+                p.unlink()
+                n += 1
+            except OSError:
+                pass
+        return n
