@@ -69,9 +69,31 @@ def cmd_run(a) -> int:
     envp = [k + b"=" + v for k, v in env.items()]
     m.load(a.program, argv, envp)
     status = m.run()
+    if a.strace and m.unimplemented:
+        sys.stderr.write(f"jitbt: unimplemented syscalls met: {m.unimplemented_text()}\n")
     if a.stats:
         sys.stderr.write(m.stats_text())
+    if m.killed_by:
+        die_of(m.killed_by)
     return status
+
+
+def die_of(signo: int) -> None:
+    """End jitbt the way the guest ended: killed by `signo`, so that a parent (a shell, a guest
+    waiting in wait4) sees the same status as for the native program. No core file is written:
+    the core would be jitbt's, not the guest's."""
+    import resource
+    import signal
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if signo not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(signo, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signo})
+        os.kill(os.getpid(), signo)
+    except (OSError, ValueError):
+        pass                     # not a signal the host can deliver: exit with 128 + signal
 
 
 def cmd_blocks(a) -> int:

@@ -28,7 +28,7 @@ from .loader import build_stack, load_elf
 from .memory import GuestMemory
 from .signals import ILL_ILLOPC, GuestTerminated, SignalState, deliver_fault, deliver_pending
 from .signals import host_signals, serve_syscall, signal_name
-from .syscalls import GuestExit
+from .syscalls import GuestExit, syscall_name
 
 BUDGET = 1 << 20          # blocks run natively before Python gets a look
 WARM = HOT_THRESHOLD // 16  # runs that make a block join a hot region around another
@@ -64,6 +64,7 @@ class Machine:
         self.seconds_run = 0.0
         self.exit_counts = {name: 0 for name in Exit.NAMES.values()}
         self.signals = SignalState()      # dispositions, mask, pending signals, alternate stack
+        self.killed_by = 0                # the signal that ended the guest, if one did
 
     # ---- setup -------------------------------------------------------------------------------
     def load(self, path: str, argv: list[bytes], envp: list[bytes]) -> None:
@@ -91,6 +92,7 @@ class Machine:
         except GuestTerminated as e:
             if e.args[0]:                 # faults explain themselves; sent signals end silently
                 self.report(e.args[0])
+            self.killed_by = e.signo
             return 128 + e.signo
         finally:
             self.seconds_run = time.perf_counter() - t0
@@ -168,7 +170,7 @@ class Machine:
         if self.options.strict:
             raise GuestTerminated(31, f"unimplemented syscall {nr} (--strict)")
         if first:
-            self.report(f"unimplemented syscall {nr}, returning -ENOSYS")
+            self.report(f"unimplemented syscall {self.syscall_label(nr)}, returning -ENOSYS")
 
     # ---- reporting ---------------------------------------------------------------------------
     def report(self, line: str) -> None:
@@ -186,6 +188,14 @@ class Machine:
         load = sum(cg.seconds_load for cg in self.translator.codegens)
         return (f"{st.hits} hits, {st.misses} misses, {st.stored} stored, {st.corrupt} corrupt "
                 f"(rebuilt); loading {load:.4f} s")
+
+    @staticmethod
+    def syscall_label(nr: int) -> str:
+        name = syscall_name(nr)
+        return str(nr) if name == f"syscall {nr}" else f"{nr} ({name})"
+
+    def unimplemented_text(self) -> str:
+        return ", ".join(f"{self.syscall_label(n)} {c}x" for n, c in sorted(self.unimplemented.items()))
 
     def stats_text(self) -> str:
         tr = self.translator
@@ -214,7 +224,6 @@ class Machine:
             ("total run time", f"{self.seconds_run:.4f} s"),
         ]
         if self.unimplemented:
-            rows.append(("unimplemented syscalls", ", ".join(f"{n} ({c}x)" for n, c in
-                                                             sorted(self.unimplemented.items()))))
+            rows.append(("unimplemented syscalls", self.unimplemented_text()))
         width = max(len(k) for k, _ in rows)
         return "jitbt stats:\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows) + "\n"

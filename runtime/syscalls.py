@@ -160,6 +160,29 @@ def do_syscall(m) -> None:
         m.strace_line(f"{call} = {format_result(result)}")
 
 
+_KERNEL_NAMES: dict[int, str] | None = None
+
+
+def syscall_name(nr: int) -> str:
+    """The name of a syscall number: from the table, else from the kernel's header on this
+    machine (for the ones jitbt does not implement), else the number."""
+    global _KERNEL_NAMES
+    row = SYSCALLS.get(nr)
+    if row is not None:
+        return row.name
+    if _KERNEL_NAMES is None:
+        _KERNEL_NAMES = {}
+        try:
+            with open("/usr/include/x86_64-linux-gnu/asm/unistd_64.h") as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) == 3 and parts[0] == "#define" and parts[1].startswith("__NR_"):
+                        _KERNEL_NAMES[int(parts[2])] = parts[1][5:]
+        except (OSError, ValueError):
+            pass
+    return _KERNEL_NAMES.get(nr, f"syscall {nr}")
+
+
 def format_result(result: int) -> str:
     if -4096 < result < 0:
         name = errno.errorcode.get(-result, "E?")

@@ -81,3 +81,16 @@ def test_children_run_under_jitbt(world):
     native, jit = both(world, "sh", "-c", f"{vendor}; echo $(cpuvendor | cat)")
     assert native.stdout.split() != [b"JitbtVirtCPU"] * 2
     assert jit.stdout.split() == [b"JitbtVirtCPU"] * 2 and jit.returncode == 0
+
+
+def test_argv0_and_environment_options(world):
+    """--argv0 sets the guest's argv[0] (busybox picks its applet by it), -E and -U edit the
+    guest's environment, as in qemu-user."""
+    env = clean_env()
+    env["HOME"] = "/home/somebody"
+    native = subprocess.run(["bash", "-c", f"exec -a seq {BUSYBOX} 3"], capture_output=True, env=env)
+    jit = run_jitbt("run", "--argv0", "seq", BUSYBOX, "3", env=env)
+    assert jit.stdout == native.stdout == b"1\n2\n3\n"
+    jit = run_jitbt("run", "-E", "FOO=bar baz", "-U", "HOME", BUSYBOX, "sh", "-c",
+                    'echo "$FOO|${HOME:-unset}"', env=env)
+    assert jit.stdout == b"bar baz|unset\n"

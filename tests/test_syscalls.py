@@ -60,7 +60,7 @@ def test_protection_fault_kills_like_native(tmp_path, mode):
     native = run_native(guest, [str(tmp_path), mode])
     jit = run_jitbt("run", guest, tmp_path, mode)
     assert native.returncode == -11
-    assert jit.returncode == 139
+    assert jit.returncode == native.returncode == -11   # both killed by SIGSEGV
     assert jit.stdout == native.stdout != b""
     (line,) = jit.stderr.decode().splitlines()
     assert "SIGSEGV" in line
@@ -104,3 +104,10 @@ def test_unknown_syscall_is_fatal_with_strict():
     assert jit.returncode != 0 and jit.stdout == b""
     (line,) = jit.stderr.decode().splitlines()
     assert "unimplemented syscall 500" in line and "--strict" in line
+
+
+def test_strace_ends_with_a_summary_of_unimplemented_syscalls():
+    jit = run_jitbt("run", "--strace", BUILD / "sys_misc-O2", "enosys")
+    lines = jit.stderr.decode().splitlines()
+    assert any(line.startswith("[") and "syscall_500(" in line and "ENOSYS" in line for line in lines)
+    assert lines[-1] == "jitbt: unimplemented syscalls met: 500 1x"
