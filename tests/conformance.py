@@ -244,3 +244,13 @@ def random_flags(rng: random.Random) -> int:
         if f != "DF" and rng.random() < 0.5:
             v |= 1 << b
     return v
+
+
+def assert_matches_host(host, jit, form, vectors, *checks, min_vectors: int = 10) -> Result:
+    """check_form, then fail with the first mismatching vector if any defined state differs."""
+    result = check_form(host, jit, form, vectors, *checks)
+    assert result.vectors >= min_vectors, f"{form.text}: only {result.vectors} vectors"
+    assert not result.mismatches, (
+        f"{form.text}: {len(result.mismatches)} of {result.vectors} vectors differ; first: "
+        f"{result.mismatches[0]}")
+    return result

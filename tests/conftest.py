@@ -48,6 +48,13 @@ def run_jitbt(*cli_args, stdin=b"", env=None, timeout=300, cwd=ROOT):
                           env=env, cwd=cwd, timeout=timeout)
 
 
+@pytest.fixture(scope="module")
+def cpus():
+    """The host CPU and jitbt, each ready to run one instruction form (tests/conformance.py)."""
+    from conformance import HostCPU, JitCPU
+    return HostCPU(), JitCPU()
+
+
 def clean_env():
     """A small fixed environment, so native and translated runs see the same one."""
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C",

@@ -14,7 +14,7 @@ import zlib
 
 import pytest
 
-from conformance import FLAGS, Form, HostCPU, JitCPU, check_form, random_flags
+from conformance import FLAGS, Form, assert_matches_host, check_form, random_flags
 from hostcpu import GPR_NAMES
 from runtime import cpu
 from translator.semantics import SEMANTICS
@@ -439,11 +439,6 @@ def shift_defined(form: Form, slots):
 ALL_FORMS = forms()
 
 
-@pytest.fixture(scope="module")
-def cpus():
-    return HostCPU(), JitCPU()
-
-
 def _mem_divisor_safe(form, slots, vecs):
     """For div forms with a memory divisor, make the divisor and dividend safe (no native #DE)."""
     w = slots[1][1]
@@ -489,11 +484,7 @@ def test_form_matches_host_cpu(cpus, form, slots):
             predicate = div_predicate(form, slots)
     if form.mnemonic in ("shl", "shr", "sar", "rol", "ror", "rcl", "rcr", "shld", "shrd"):
         defined = shift_defined(form, slots)
-    result = check_form(host, jit, form, vecs, predicate, defined)
-    assert result.vectors >= 10
-    assert not result.mismatches, (
-        f"{form.text}: {len(result.mismatches)} of {result.vectors} vectors differ; first: "
-        f"{result.mismatches[0]}")
+    assert_matches_host(host, jit, form, vecs, predicate, defined)
 
 
 class HostWithoutFeature:
@@ -532,9 +523,7 @@ def test_count_zeros_follow_cpu_model(cpus, monkeypatch, text, claimed):
     d, s = text.split(" ", 1)[1].split(", ")
     slots = [(d, w), ("mem", w) if "[" in s else (s, w)]
     form = Form(text, m, "sparse")
-    result = check_form(host, jit, form, vectors(form, slots, seed=zlib.crc32(text.encode())))
-    assert result.vectors >= 10
-    assert not result.mismatches, (text, result.mismatches[0])
+    assert_matches_host(host, jit, form, vectors(form, slots, seed=zlib.crc32(text.encode())))
 
 
 def test_shift_double_16bit_large_counts(cpus):

@@ -19,8 +19,7 @@ import zlib
 
 import pytest
 
-from conformance import (MXCSR_DEFAULT, Form, HostCPU, JitCPU, assemble, check_form,
-                         random_flags)
+from conformance import (MXCSR_DEFAULT, Form, assemble, assert_matches_host, random_flags)
 from hostcpu import GPR_NAMES
 from translator.state import SIGSEGV, Exit
 
@@ -273,20 +272,11 @@ def vectors(form: SSEForm, seed: int):
 ALL_FORMS = forms()
 
 
-@pytest.fixture(scope="module")
-def cpus():
-    return HostCPU(), JitCPU()
-
-
 @pytest.mark.parametrize("form", ALL_FORMS, ids=[f.text for f in ALL_FORMS])
 def test_sse_form_matches_host_cpu(cpus, form):
     host, jit = cpus
     vecs = vectors(form, zlib.crc32(form.text.encode()))
-    result = check_form(host, jit, form, vecs)
-    assert result.vectors >= 24
-    assert not result.mismatches, (
-        f"{form.text}: {len(result.mismatches)} of {result.vectors} vectors differ; first: "
-        f"{result.mismatches[0]}")
+    assert_matches_host(host, jit, form, vecs, min_vectors=24)
 
 
 def test_form_count():

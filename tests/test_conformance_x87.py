@@ -18,7 +18,7 @@ import zlib
 
 import pytest
 
-from conformance import Form, HostCPU, JitCPU, check_form, fxsave_image, random_flags
+from conformance import Form, assert_matches_host, fxsave_image, random_flags
 from hostcpu import GPR_NAMES
 
 CW = 0x037F
@@ -241,20 +241,11 @@ def vectors(form: X87Form, seed: int):
 ALL_FORMS = forms()
 
 
-@pytest.fixture(scope="module")
-def cpus():
-    return HostCPU(), JitCPU()
-
-
 @pytest.mark.parametrize("form", ALL_FORMS, ids=[f.text for f in ALL_FORMS])
 def test_x87_form_matches_host_cpu(cpus, form):
     host, jit = cpus
     vecs = vectors(form, zlib.crc32(form.text.encode()))
-    result = check_form(host, jit, form, vecs)
-    assert result.vectors >= 24
-    assert not result.mismatches, (
-        f"{form.text}: {len(result.mismatches)} of {result.vectors} vectors differ; first: "
-        f"{result.mismatches[0][2]}")
+    assert_matches_host(host, jit, form, vecs, min_vectors=24)
 
 
 def test_form_count():

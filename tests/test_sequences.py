@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from conformance import CODE, FLAGS, HostCPU, JitCPU, flag_dict, random_flags
+from conformance import CODE, FLAGS, flag_dict, random_flags
 from hostcpu import GPR_NAMES, assemble
 from runtime import cpu
 from translator.semantics import SEMANTICS
@@ -83,11 +83,6 @@ def make_sequence(rng, n):
             continue         # would read an undefined flag: hardware and jitbt may differ
         out.append(text)
     return out
-
-
-@pytest.fixture(scope="module")
-def cpus():
-    return HostCPU(), JitCPU()
 
 
 @pytest.mark.parametrize("seed", range(90))

@@ -13,7 +13,7 @@ and writes generic over kind and width, checked guest memory, flag helpers and c
 """
 from __future__ import annotations
 
-from .irbuilder import IRBuilder, const, ty
+from .irbuilder import IRBuilder, const
 from .semantics import SEMANTICS
 from .state import (ADDRESS_LIMIT, FLAG_NAMES, GPR_NAMES, LLVM_TYPE, PAGE_SHIFT, PERM_R, PERM_W,
                     SIGSEGV, Exit, field_index)
