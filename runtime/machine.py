@@ -62,6 +62,7 @@ class Machine:
         self.brk_start = self.brk = self.brk_limit = 0
         self.unimplemented: dict[int, int] = {}
         self.seconds_run = 0.0
+        self.seconds_native = 0.0         # inside the dispatcher and translated code
         self.exit_counts = {name: 0 for name in Exit.NAMES.values()}
         self.signals = SignalState()      # dispositions, mask, pending signals, alternate stack
         self.killed_by = 0                # the signal that ended the guest, if one did
@@ -102,9 +103,12 @@ class Machine:
         st, disp = self.state, self.dispatcher
         mem_base, perm_base = self.mem.base, self.mem.perm_base
         names = Exit.NAMES
+        clock = time.perf_counter
         while True:
             st.ticks = BUDGET
+            t0 = clock()
             code = disp.run(self.state_addr, mem_base, perm_base, BUDGET)
+            self.seconds_native += clock() - t0
             self.exit_counts[names.get(code, "?")] = self.exit_counts.get(names.get(code, "?"), 0) + 1
             if code == Exit.MISS:
                 disp.insert(self.translator.lookup(st.rip))
@@ -203,7 +207,8 @@ class Machine:
         native_hits = self.state.hits
         parse = sum(cg.seconds_parse for cg in tr.codegens)
         compile_ = sum(cg.seconds_compile for cg in tr.codegens)
-        exec_s = max(0.0, self.seconds_run - s.seconds_decode - s.seconds_ir - parse - compile_)
+        runtime_s = max(0.0, self.seconds_run - self.seconds_native - s.seconds_decode
+                        - s.seconds_ir - parse - compile_)
         rows = [
             ("blocks translated", f"{s.blocks}"),
             ("guest instructions translated", f"{s.insns}"),
@@ -212,15 +217,16 @@ class Machine:
             ("blocks executed (native dispatch)", f"{native_hits}"),
             ("block cache hits", f"{cache.hits}"),
             ("block cache misses", f"{cache.misses}"),
+            ("persistent cache", self._store_text()),
             ("returns to the runtime", ", ".join(f"{k} {v}" for k, v in self.exit_counts.items() if v)),
             ("time decoding", f"{s.seconds_decode:.4f} s"),
             ("time building IR", f"{s.seconds_ir:.4f} s"),
-            ("persistent cache", self._store_text()),
             ("time parsing IR", f"{parse:.4f} s"),
             ("time optimising + compiling", f"{compile_:.4f} s"),
             *((f"  of which {name} tier", f"{cg.seconds_compile:.4f} s")
               for name, cg in zip(("cold", "optimising"), tr.codegens) if tr.tiered),
-            ("time executing (rest of run)", f"{exec_s:.4f} s"),
+            ("time executing translated code", f"{self.seconds_native:.4f} s"),
+            ("time in the runtime (syscalls, ...)", f"{runtime_s:.4f} s"),
             ("total run time", f"{self.seconds_run:.4f} s"),
         ]
         if self.unimplemented:

@@ -62,7 +62,7 @@ def test_stats_report_translation_and_time():
             values[m.group(1)] = m.group(2)
     for key in ("blocks translated", "guest instructions translated", "block cache hits",
                 "block cache misses", "time decoding", "time building IR",
-                "time optimising + compiling", "time executing (rest of run)"):
+                "time optimising + compiling", "time executing translated code"):
         assert key in values, f"--stats lacks {key!r}"
     assert int(values["blocks translated"]) > 10
     assert int(values["guest instructions translated"]) > int(values["blocks translated"])
