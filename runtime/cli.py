@@ -2,6 +2,7 @@
 
     jitbt run [--stats] [--strace] [--strict] [-O LEVEL] PROGRAM [ARGS...]
     jitbt blocks PROGRAM [--at ADDRESS] [--count N] [--optimised]
+    jitbt conformance [--only REGEX] [--json | --list]
 
 Every problem jitbt meets is reported as one line on stderr with a non-zero exit status; a Python
 traceback reaching the user is a bug.
@@ -49,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "direct branches (default 4)")
     b.add_argument("--optimised", action="store_true", help="show the IR after optimisation")
     b.add_argument("--no-ir", action="store_true", help="show the instructions only")
+    k = sub.add_parser("conformance", help="run every instruction form on the host CPU and "
+                       "under jitbt and report the mismatches (exit status 1 if any differs on "
+                       "defined state)")
+    k.add_argument("--only", metavar="REGEX", help="only the forms whose text matches REGEX "
+                   "(searched, e.g. '^add ' or 'xmm')")
+    out = k.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the report as JSON")
+    out.add_argument("--list", action="store_true", help="list the forms instead of running "
+                     "them (translator/conformance/forms.txt is this list)")
     return p
 
 
@@ -141,6 +151,27 @@ def cmd_cache(a) -> int:
     return 0
 
 
+def cmd_conformance(a) -> int:
+    import json
+
+    from translator.conformance import report
+    try:
+        cases = report.selected(a.only)
+    except re.error as e:
+        raise JitbtError(f"--only {a.only!r}: not a regular expression: {e}") from None
+    if a.list:
+        sys.stdout.write(report.forms_list(a.only))
+        return 0
+    if not cases:
+        raise JitbtError(f"--only {a.only!r}: no instruction form matches")
+    result = report.run(a.only, progress=not a.json and sys.stderr.isatty())
+    if a.json:
+        print(json.dumps(report.as_json(result), indent=2))
+    else:
+        report.print_table(result)
+    return 0 if result.ok else 1
+
+
 def _semantics():
     from translator.semantics import SEMANTICS
     return SEMANTICS
@@ -153,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "cache":
             return cmd_cache(args)
+        if args.command == "conformance":
+            return cmd_conformance(args)
         return cmd_blocks(args)
     except JitbtError as e:
         sys.stderr.write(f"jitbt: {e}\n")

@@ -50,8 +50,8 @@ def run_jitbt(*cli_args, stdin=b"", env=None, timeout=300, cwd=ROOT):
 
 @pytest.fixture(scope="module")
 def cpus():
-    """The host CPU and jitbt, each ready to run one instruction form (tests/conformance.py)."""
-    from conformance import HostCPU, JitCPU
+    """The host CPU and jitbt, each ready to run one instruction form (translator/conformance)."""
+    from translator.conformance import HostCPU, JitCPU
     return HostCPU(), JitCPU()
 
 

@@ -6,7 +6,7 @@ import random
 
 import capstone
 
-from hostcpu import assemble
+from translator.conformance import assemble
 from runtime.memory import GuestMemory
 from translator import Translator
 from translator.decoder import MAX_BLOCK_INSNS, Decoder, disassemble

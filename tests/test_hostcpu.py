@@ -1,4 +1,4 @@
-"""Self-tests for the native reference runner (tests/hostcpu.py).
+"""Self-tests for the native reference runner (translator/conformance/hostcpu.py).
 
 These are the only tests with hand-derived expectations; each comes straight
 from the Intel SDM definition of the instruction.
@@ -10,12 +10,9 @@ import time
 import capstone
 import pytest
 
-try:
-    from hostcpu import FLAG_BITS, FLAG_MASK, GPR_NAMES, HostCPU, assemble
-    import hostcpu as _hostcpu
-except ImportError:  # tests/ imported as a package
-    from tests.hostcpu import FLAG_BITS, FLAG_MASK, GPR_NAMES, HostCPU, assemble
-    from tests import hostcpu as _hostcpu
+from translator.conformance import hostcpu as _hostcpu
+from translator.conformance.hostcpu import (FLAG_BITS, FLAG_MASK, GPR_NAMES, HostCPU, assemble,
+                                            fxsave_image)
 
 M64 = (1 << 64) - 1
 CF, PF, AF, ZF, SF, DF, OF = (1 << FLAG_BITS[f] for f in
@@ -260,7 +257,6 @@ def test_rejects_unmasked_mxcsr(hc):
 def test_x87_state_in_and_out(hc):
     """run_x87 loads an FXSAVE image before the code and returns the one stored after it; the
     host's own x87 state is restored (Python's float arithmetic still works as before)."""
-    from hostcpu import fxsave_image
     one = 0x3FFF8000000000000000
     hc.prepare(assemble("fld st(0); faddp st(1), st(0)"))
     *_, fpu = hc.run_x87({}, 0, fpu=fxsave_image(sw=7 << 11, tag=0x80, st=[one]))

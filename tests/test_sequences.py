@@ -8,9 +8,8 @@ import random
 
 import pytest
 
-from conformance import CODE, FLAGS, flag_dict, random_flags
-from hostcpu import GPR_NAMES, assemble
 from runtime import cpu
+from translator.conformance import CODE, FLAGS, GPR_NAMES, assemble, flag_dict, random_flags
 from translator.semantics import SEMANTICS
 from translator.state import Exit
 

@@ -1,13 +1,16 @@
 """Differential conformance: one instruction form run on the host CPU and under jitbt, from the
 same registers, flags and memory, with the whole resulting state compared.
 
-``JitCPU`` mirrors tests/hostcpu.py's ``HostCPU`` (prepare + run) on top of jitbt's own decoder,
+``JitCPU`` mirrors hostcpu.py's ``HostCPU`` (prepare + run) on top of jitbt's own decoder,
 lifter and codegen. ``check_form`` drives both with a table of input vectors and returns the
 mismatches on defined state, and separately on the flags the manual leaves undefined::
 
     host, jit = HostCPU(), JitCPU()
     result = check_form(host, jit, Form("add rcx, rdx", "add"), vectors)
     assert not result.mismatches
+
+The form tables and their vector generators are in forms_int.py, forms_sse.py and forms_x87.py;
+report.py runs them for ``jitbt conformance``, the tests in tests/test_conformance*.py for pytest.
 
 SSE state: a vector may carry two more items, ``(regs, rflags, mem, xmm, mxcsr)`` with ``xmm`` a
 dict {register number: 128-bit int}; xmm0..xmm15 and MXCSR are compared after every run (three-item
@@ -27,13 +30,14 @@ import ctypes
 import random
 from dataclasses import dataclass, field
 
-from hostcpu import FLAG_BITS as HOST_FLAG_BITS
-from hostcpu import MXCSR_DEFAULT, GPR_NAMES, HostCPU, assemble, fxsave_image  # noqa: F401
 from runtime.memory import GuestMemory
 from translator import Translator
 from translator.codegen import BLOCK_FN
 from translator.semantics import SEMANTICS
 from translator.state import FPU_CW_DEFAULT, PERM_R, PERM_W, PERM_X, CPUState, Exit
+
+from .hostcpu import FLAG_BITS as HOST_FLAG_BITS
+from .hostcpu import GPR_NAMES, MXCSR_DEFAULT, HostCPU, assemble, fxsave_image  # noqa: F401
 
 CODE = 0x10000
 DATA = 0x20000
@@ -126,7 +130,7 @@ class JitCPU:
 class Form:
     text: str                 # Intel syntax; memory operands use [rbx + disp]
     mnemonic: str             # jitbt's semantic for it (its flag declarations are used)
-    inputs: str = "alu"       # which vector generator (see vectors() in test_conformance)
+    inputs: str = "alu"       # which vector generator (see vectors() in forms_int.py)
     pointers: tuple = ()      # registers holding offsets into the scratch buffer
     mem_ignore: tuple = ()    # (start, end) scratch offsets not compared (x87 FIP/FDP images)
 
@@ -248,7 +252,13 @@ def random_flags(rng: random.Random) -> int:
 
 def assert_matches_host(host, jit, form, vectors, *checks, min_vectors: int = 10) -> Result:
     """check_form, then fail with the first mismatching vector if any defined state differs."""
-    result = check_form(host, jit, form, vectors, *checks)
+    return require(check_form(host, jit, form, vectors, *checks), min_vectors)
+
+
+def require(result: Result, min_vectors: int = 10) -> Result:
+    """Fail (AssertionError) unless `result` ran at least `min_vectors` vectors and none of them
+    differs on defined state; the message names the form and the first mismatching vector."""
+    form = result.form
     assert result.vectors >= min_vectors, f"{form.text}: only {result.vectors} vectors"
     assert not result.mismatches, (
         f"{form.text}: {len(result.mismatches)} of {result.vectors} vectors differ; first: "

@@ -3,7 +3,11 @@
 :class:`HostCPU` executes one (or a few) x86-64 instructions directly on the
 host processor, starting from a caller-supplied general-purpose register /
 RFLAGS / scratch-memory state, and reports the resulting state.  Translator
-semantics are compared against what this returns.
+semantics are compared against what this returns::
+
+    host = HostCPU()
+    host.prepare(assemble("add rax, rbx"))
+    regs, rflags, mem = host.run({"rax": 2, "rbx": 3}, 0)     # regs["rax"] == 5
 
 How it works
 ------------
@@ -96,7 +100,7 @@ _ks = None
 def assemble(text: str, address: int = 0) -> bytes:
     """Assemble Intel-syntax x86-64 ``text`` with keystone and return bytes.
 
-    Convenience for tests.  ``;`` separates statements.  Keystone 0.9.2
+    Used by the conformance forms and tests.  ``;`` separates statements.  Keystone 0.9.2
     quirks seen on this host (verify encodings with capstone when the exact
     form matters):
 
