@@ -2,7 +2,8 @@
 and under jitbt: stdout, stderr and exit status must be identical byte for byte. They exercise
 libc start-up (IRELATIVE relocations, TLS, cpuid-driven dispatch in glibc), stdio with integer
 and floating-point formats (musl formats every double through x87 long double), malloc, qsort,
-setjmp/longjmp, the environment, files, time and libm."""
+setjmp/longjmp, the environment, files, time and libm; numeric.c (also built at -O0 and -O3)
+exercises 128-bit integers, SSE2-vectorised loops and float, double and long double printing."""
 from __future__ import annotations
 
 import subprocess
@@ -30,3 +31,15 @@ def test_libc_program_identical_to_native(guest, tmp_path):
     assert jit.stdout == native.stdout
     assert jit.returncode == native.returncode == 7
     assert sorted(p.name for p in jit_dir.iterdir()) == sorted(p.name for p in native_dir.iterdir())
+
+
+@pytest.mark.parametrize("guest", [g for g in libc_guests() if g.startswith("numeric")])
+def test_numeric_program_identical_to_native(guest, tmp_path):
+    """numeric.c at -O0, -O2 and -O3 (SSE2-vectorised loops), glibc and musl: 128-bit integers,
+    double, float and long double arithmetic, printf formats and strtod/strtold round trips."""
+    env = clean_env()
+    native = run_native(BUILD / guest, env=env)
+    jit = run_jitbt("run", BUILD / guest, env=env)
+    assert jit.stderr == native.stderr == b""
+    assert jit.stdout == native.stdout
+    assert jit.returncode == native.returncode == 0

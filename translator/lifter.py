@@ -204,6 +204,17 @@ class FunctionLifter:
             self._ptrs[key] = p
         return p
 
+    def slot(self, name: str, ty: str) -> str:
+        """A stack slot of type `ty` private to this function, allocated once in the entry block
+        (an alloca elsewhere would grow the host stack on every trip round a region's loop)."""
+        key = ("slot", name)
+        p = self._ptrs.get(key)
+        if p is None:
+            p = f"%slot_{name}"
+            self.entry.append(f"  {p} = alloca {ty}, align 16")
+            self._ptrs[key] = p
+        return p
+
     def get_gpr(self, index: int, size: int = 8, high: bool = False) -> str:
         b = self.b
         v = b.emit(f"load i64, ptr {self.ptr('gpr', index)}")

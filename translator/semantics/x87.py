@@ -8,24 +8,26 @@ must keep every bit (fld m80, fld st(i), fxch, fstp m80)::
     fld qword ptr [rbx]   ->  v = fpext double [rbx] to x86_fp80 ; TOP -= 1 ; ST(0) = v
     faddp st(1)           ->  ST(1) = host "fadd" of ST(1), ST(0) ; C1 from the host ; pop
 
-Arithmetic, square root, fscale, fprem/fprem1, fxtract and the transcendental instructions run the
-host's own x87 instruction on the values through inline assembly (``native``): the host is
-x86-64, so results, the C1 round-up indicator and fprem's quotient bits are the hardware's, bit
+Arithmetic, square root, fscale, fprem/fprem1, fxtract, the transcendental instructions and the
+fst/fstp conversions to m32/m64 run the host's own x87 instruction on the values through inline
+assembly (``native``), under the guest's control word: the asm saves the host's CW, loads the
+guest's (every exception kept masked), runs the instruction and restores the host's, so precision
+control (CW bits 8-9) and rounding control (bits 10-11) act exactly as on the hardware. The host
+is x86-64, so results, the C1 round-up indicator and fprem's quotient bits are the hardware's, bit
 for bit; the host's exception flags (IE..PE) are ORed into the guest status word. Operand order is
 kept (destination in st, source in st(1)) so the NaN a two-NaN operation returns is the one the
-guest's instruction would return.
+guest's instruction would return. Loads never round (fld m32/m64 and fild are exact in the 80-bit
+format, and CW.PC does not apply to them).
 
-Integer stores (fist, fistp, fisttp) and frndint round by CW.RC (bits 10-11) explicitly; an
+Integer stores (fist, fistp, fisttp) and frndint round by CW.RC explicitly; an
 integer store out of range or of a NaN writes the integer indefinite (the sign bit alone).
 fldpi/fldl2e/fldl2t/fldlg2/fldln2 round their constant by CW.RC as the hardware does.
 
-Limitations, documented rather than modelled: arithmetic and the fst m32/m64 conversions always
-run with extended precision and round to nearest (the Linux default CW 0x037F, which glibc and
-musl keep); exceptions are never delivered (unmasking one in the CW has no effect); stack
-overflow and underflow are not detected (a valid program never meets them: an empty register reads
-as its stale contents); FIP/FDP/FOP are stored as zero by fnstenv/fnsave/fxsave; the exception
-flags after memory-operand arithmetic are those of the converted operand (DE and IE of the load
-are lost).
+Limitations, documented rather than modelled: exceptions are never delivered (unmasking one in
+the CW has no effect); stack overflow and underflow are not detected (a valid program never meets
+them: an empty register reads as its stale contents); FIP/FDP/FOP are stored as zero by
+fnstenv/fnsave/fxsave; the exception flags after memory-operand arithmetic are those of the
+converted operand (DE and IE of the load are lost).
 """
 from __future__ import annotations
 
@@ -188,26 +190,48 @@ def fconst(bits: int) -> str:
 
 
 # ---- running a host x87 instruction -----------------------------------------------------------
-# shape -> (result types, constraints): the values go in st (and st(1)); "pop" instructions
-# leave their result in st(1) and pop; "push" ones leave two values.
+# shape -> (number of x87 results, constraints): the values go in st (and st(1)); "pop"
+# instructions leave their result in st(1) and pop; "push" ones leave two values; "store" ones
+# pop their operand into memory (the slot's second half) and leave nothing.
 SHAPES = {
-    "unary": (1, "={st},={ax},0"),
-    "binary": (1, "={st},={ax},0,{st(1)}"),
-    "pop": (1, "={st},={ax},{st},{st(1)},~{st(1)}"),
-    "push": (2, "={st},={st(1)},={ax},0"),
+    "unary": (1, "={st},=&{ax},0"),
+    "binary": (1, "={st},=&{ax},0,{st(1)}"),
+    "pop": (1, "={st},=&{ax},{st},{st(1)},~{st(1)}"),
+    "push": (2, "={st},={st(1)},=&{ax},0"),
+    "store": (0, "=&{ax},{st},~{st}"),
 }
+# The function's x87 scratch slot: the guest's control word at byte 0, the host's saved at byte 2,
+# a value stored by the instruction at byte 8.
+SLOT_TYPE = "[2 x i64]"
+SLOT_VALUE = 8
+
+
+def _slot(L) -> str:
+    return L.slot("x87", SLOT_TYPE)
 
 
 def native(L, text: str, shape: str, *args: str, status: bool = True) -> tuple[list[str], str]:
-    """Run the host x87 instruction `text` (AT&T syntax) on x86_fp80 `args`; its results (ST(0)
+    """Run the host x87 instruction `text` (AT&T syntax; "{slot}" in it is the scratch slot's
+    address register) on x86_fp80 `args` under the guest's control word (its precision and
+    rounding control; every exception masked), the host's restored after; its results (ST(0)
     first) and the status word it leaves in ax (exceptions cleared before it). status=False:
     `text` leaves the status word in ax itself."""
     n, constraints = SHAPES[shape]
-    rty = "{" + ", ".join([F80] * n + ["i16"]) + "}"
-    asm = f"fnclex\\0A{text}" + ("\\0Afnstsw %ax" if status else "")
-    argl = ", ".join(f"{F80} {a}" for a in args)
-    r = L.b.emit(f'call {rty} asm sideeffect "{asm}", "{constraints},{ASM_CLOBBERS}"({argl})')
-    outs = [L.b.emit(f"extractvalue {rty} {r}, {k}") for k in range(n + 1)]
+    parts = constraints.split(",")
+    operands = [c for c in parts if not c.startswith("~")]
+    clobbers = [c for c in parts if c.startswith("~")]
+    slot = _slot(L)
+    L.b.stmt(f"store i16 {L.op('or', 16, _cw(L), str(EXCEPTIONS))}, ptr {slot}")
+    k = f"${len(operands)}"                 # the slot operand follows every output and input
+    asm = (f"fnstcw 2({k})\\0Afldcw ({k})\\0Afnclex\\0A{text.replace('{slot}', k)}"
+           + ("\\0Afnstsw %ax" if status else "") + f"\\0Afldcw 2({k})")
+    constraints = ",".join(operands + ["r"] + clobbers + [ASM_CLOBBERS, "~{memory}"])
+    rty = "{" + ", ".join([F80] * n + ["i16"]) + "}" if n else "i16"
+    argl = ", ".join([f"{F80} {a}" for a in args] + [f"ptr {slot}"])
+    r = L.b.emit(f'call {rty} asm sideeffect "{asm}", "{constraints}"({argl})')
+    if not n:
+        return [], r
+    outs = [L.b.emit(f"extractvalue {rty} {r}, {i}") for i in range(n + 1)]
     return outs[:n], outs[n]
 
 
@@ -250,26 +274,29 @@ def fld(L, insn):
 
 
 def roundup(L, r: str, x: str) -> str:
-    """C1 after a rounding store: was the magnitude rounded up? (i16 holding C1 or 0)"""
+    """C1 after a rounding to integer: was the magnitude rounded up? (i16 holding C1 or 0)"""
     up = L.b.emit(f"fcmp ogt {F80} {fabs(L, r)}, {fabs(L, x)}")
     return L.select(up, 16, str(C1), "0")
 
 
 @semantic("fst", "fstp")
 def fst(L, insn):
+    """fst m32/m64 runs the host's fstp under the guest's CW: rounded by CW.RC (CW.PC does not
+    apply to stores), with the hardware's C1, NaN quieting and exception flags."""
     op = mem_op(insn)
-    c1 = "0"
     if op is None:
         put(L, st_index(insn), get(L, 0, "i80"), "i80")
+        set_sw(L)
     elif op.size == 10:
         L.store(L.ea(op), get(L, 0, "i80"), 10)
+        set_sw(L)
     else:
-        x = get(L, 0)
-        fty = FLOAT[op.size]
-        f = L.b.emit(f"fptrunc {F80} {x} to {fty}")
-        L.store(L.ea(op), L.b.emit(f"bitcast {fty} {f} to i{op.size * 8}"), op.size)
-        c1 = roundup(L, L.b.emit(f"fpext {fty} {f} to {F80}"), x)
-    set_sw(L, c1)
+        suffix = {4: "s", 8: "l"}[op.size]
+        _, sw = native(L, f"fstp{suffix} {SLOT_VALUE}({{slot}})", "store", get(L, 0))
+        p = L.b.emit(f"getelementptr i8, ptr {_slot(L)}, i64 {SLOT_VALUE}")
+        n = op.size * 8
+        L.store(L.ea(op), L.b.emit(f"load i{n}, ptr {p}"), op.size)
+        set_sw(L, sw, C1, sw)
     if insn.mnemonic == "fstp":
         pop(L)
 
