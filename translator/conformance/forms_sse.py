@@ -103,6 +103,13 @@ def forms() -> list[SSEForm]:
             if i % 2 == len(s) % 2 or s[0] == "s":
                 mem = MEM[{"ss": 4, "sd": 8}.get(s, 16)]
                 add(f"cmp{s} xmm1, {mem}, {i}", [("xmm1", lanes), ("mem", lanes)], scalar)
+    for m in ("rcpps", "rsqrtps"):                 # the host's own approximation, bit for bit
+        binary(m, "f32", rex=True)
+    for m in ("rcpss", "rsqrtss"):
+        binary(m, "f32", 4, scalar=True)
+    for s in ("ps", "pd", "ss"):                   # immediates above 7: only bits 2:0 count
+        lanes = SUFFIX_LANES[s]
+        add(f"cmp{s} xmm1, xmm2, 13", [("xmm1", lanes), ("xmm2", lanes)], s[0] == "s")
     for m in ("comiss", "ucomiss", "comisd", "ucomisd"):
         lanes, size = ("f32", 4) if m.endswith("ss") else ("f64", 8)
         add(f"{m} xmm1, xmm2", [("xmm1", lanes), ("xmm2", lanes)], True)

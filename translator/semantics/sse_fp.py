@@ -117,20 +117,27 @@ def fsqrt(L, insn):
     finish(L, dst, t, scalar, nan_rules(L, t, r, c), old)
 
 
-# cmpps's immediate 0..7 (capstone spells it in the mnemonic: cmpltps) -> fcmp predicate
+# cmpps's immediate 0..7, in encoding order (capstone spells it in the mnemonic: cmpltps)
 CMP = {"eq": "oeq", "lt": "olt", "le": "ole", "unord": "uno",
        "neq": "une", "nlt": "uge", "nle": "ugt", "ord": "ord"}
 
 
-@semantic(*(f"cmp{p}{s}" for p in CMP for s in FORMS))
+# Capstone spells only immediates 0..7 into the mnemonic; a larger one stays an operand, and the
+# legacy (non-VEX) encodings use its low three bits. cmpsd is not here: the string instruction
+# owns that mnemonic (translator/semantics/string.py).
+@semantic(*(f"cmp{p}{s}" for p in CMP for s in FORMS), "cmpps", "cmppd", "cmpss")
 def fcmp(L, insn):
     """Each lane all ones where the predicate holds, else zero."""
     t, scalar = form(insn)
     dst, src = insn.ops[:2]
+    if len(insn.ops) == 3:
+        predicate = list(CMP.values())[insn.ops[2].imm & 7]
+    else:
+        predicate = CMP[insn.mnemonic[3:-2]]
     old = xmm(L, dst)
     a, c = L.vec(old, t.vt), L.vec(fsource(L, src, t, scalar), t.vt)
     i = INTS[t.bits]
-    bits = L.b.emit(f"fcmp {CMP[insn.mnemonic[3:-2]]} {t.vt} {a}, {c}")
+    bits = L.b.emit(f"fcmp {predicate} {t.vt} {a}, {c}")
     mask = L.b.emit(f"sext <{t.n} x i1> {bits} to {i.vt}")
     L.set_xmm(dst.reg, merge_low(L, old, L.unvec(mask, i.vt), t.bits) if scalar
               else L.unvec(mask, i.vt))
@@ -281,3 +288,17 @@ def cvt_float(L, insn):
         r = shuffle(L, to2, r, "zeroinitializer", range(4))
     r = L.unvec(r, to.vt)
     L.set_xmm(dst.reg, merge_low(L, xmm(L, dst), r, to.bits) if scalar else r)
+
+
+@semantic("rcpps", "rcpss", "rsqrtps", "rsqrtss")
+def approximate(L, insn):
+    """The approximate reciprocal and reciprocal square root. Their results are the CPU's own
+    approximation (Intel and AMD differ), so the host runs the instruction itself on the lanes;
+    the scalar forms keep the upper lanes of the destination."""
+    t, scalar = FORMS["ps"][0], insn.mnemonic.endswith("ss")
+    dst, src = insn.ops
+    old = xmm(L, dst)
+    c = L.vec(fsource(L, src, t, scalar), t.vt)
+    op = insn.mnemonic[:-2] + "ps"
+    r = L.b.emit(f'call {t.vt} asm "{op} $1, $0", "=x,x"({t.vt} {c})')
+    finish(L, dst, t, scalar, r, old)
