@@ -16,12 +16,8 @@ import zlib
 
 import pytest
 
-try:
-    from translator.conformance.harness import (Form, HostCPU, JitCPU, assert_matches_host,
-                                                fxsave_image, random_flags)
-except ImportError:                  # before the harness moved into translator/conformance
-    from conformance import (Form, HostCPU, JitCPU, assert_matches_host, fxsave_image,
-                             random_flags)
+from translator.conformance.harness import (Form, HostCPU, JitCPU, WholeBlock,
+                                            assert_matches_host, fxsave_image, random_flags)
 
 OFF = 16                                # memory operands are [rbx + 16]
 PRECISIONS = {"single": 0, "double": 2, "extended": 3}
@@ -99,19 +95,6 @@ def vectors(text: str, kind: str | None, cw: int) -> list[tuple]:
         fpu = fxsave_image(cw, top << 11, tag, stack)
         out.append(({"rbx": 0}, random_flags(rng), bytes(memory), {}, 0x1F80, fpu))
     return out
-
-
-class WholeBlock:
-    """jitbt translating all of a sequence's instructions as one block (the host runs them all)."""
-
-    def __init__(self, jit):
-        self.jit = jit
-
-    def prepare(self, code):
-        self.jit.prepare_block(code)
-
-    def __getattr__(self, name):
-        return getattr(self.jit, name)
 
 
 @pytest.fixture(scope="module")

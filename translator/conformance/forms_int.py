@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import zlib
 
-from .harness import Form, HostCPU, JitCPU, Result, check_form, random_flags
+from .harness import Form, HostCPU, JitCPU, Result, WholeBlock, check_form, random_flags
 from .hostcpu import GPR_NAMES
 
 FAMILY = "integer"
@@ -457,19 +457,6 @@ def _mem_divisor_safe(form, slots, vecs):
         regs["rax"] &= ~(1 << (w - 1)) if w > 8 else ~0x80
         out.append((regs, flags, bytes(mem)))
     return out
-
-
-class WholeBlock:
-    """The JitCPU translating all of a form's instructions as one block (a sequence)."""
-
-    def __init__(self, jit):
-        self.jit = jit
-
-    def prepare(self, code):
-        self.jit.prepare_block(code)
-
-    def __getattr__(self, name):
-        return getattr(self.jit, name)
 
 
 SHIFTS = ("shl", "shr", "sar", "rol", "ror", "rcl", "rcr", "shld", "shrd")

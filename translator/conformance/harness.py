@@ -264,3 +264,16 @@ def require(result: Result, min_vectors: int = 10) -> Result:
         f"{form.text}: {len(result.mismatches)} of {result.vectors} vectors differ; first: "
         f"{result.mismatches[0]}")
     return result
+
+
+class WholeBlock:
+    """The JitCPU translating all of a form's instructions as one block (a sequence)."""
+
+    def __init__(self, jit):
+        self.jit = jit
+
+    def prepare(self, code):
+        self.jit.prepare_block(code)
+
+    def __getattr__(self, name):
+        return getattr(self.jit, name)
