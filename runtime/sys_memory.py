@@ -113,15 +113,22 @@ def sys_munmap(m, addr, length):
     return 0
 
 
+def _mapped_range(m, addr: int, length: int) -> int:
+    """The page-rounded size of [addr, addr+length), which must lie in mapped memory (ENOMEM
+    otherwise, as for mprotect and madvise); 0 for an empty range."""
+    size = page_ceil(length)
+    if size and (not _in_space(addr, size) or not m.mem.is_mapped(addr, size)):
+        raise _err(errno.ENOMEM)
+    return size
+
+
 @syscall(10, "mprotect", "ptr size prot")
 def sys_mprotect(m, addr, length, prot):
     if not _aligned(addr) or prot & ~0x7 & ~0x03000000:     # PROT_GROWSDOWN/UP accepted
         raise _err(errno.EINVAL)
-    size = page_ceil(length)
+    size = _mapped_range(m, addr, length)
     if size == 0:
         return 0
-    if not _in_space(addr, size) or not m.mem.is_mapped(addr, size):
-        raise _err(errno.ENOMEM)
     m.mem.protect(addr, size, prot_to_perm(prot & 7))
     return 0
 
@@ -180,11 +187,9 @@ def sys_madvise(m, addr, length, advice):
     advice = _i32(advice)
     if not _aligned(addr) or advice not in MADV_KNOWN:
         raise _err(errno.EINVAL)
-    size = page_ceil(length)
+    size = _mapped_range(m, addr, length)
     if size == 0:
         return 0
-    if not _in_space(addr, size) or not m.mem.is_mapped(addr, size):
-        raise _err(errno.ENOMEM)
     if advice == MADV_DONTNEED:
         # Anonymous private pages read back as zeros. (A private file mapping would re-read the
         # file; mappings are not tracked by origin, so those pages read zeros too.)

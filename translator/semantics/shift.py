@@ -22,6 +22,12 @@ def _count(L, insn, bits):
     return L.op("and", 8, c, str(mask)), None
 
 
+def result_flags(L, res: str, bits: int) -> dict:
+    """ZF, SF and PF of a shift's result, as makers for _set_flags (computed only when live)."""
+    return {"zf": lambda: L.icmp("eq", bits, res, "0"),
+            "sf": lambda: L.icmp("slt", bits, res, "0"), "pf": lambda: L.parity(res, bits)}
+
+
 def _set_flags(L, known, cnt, flags: dict):
     """Set the live flags from `flags` (name -> function making the i1 value) unless the count is
     zero (decided at run time when unknown)."""
@@ -69,9 +75,7 @@ def shift(L, insn):
 
         def of():
             return L.bit(a, bits, bits - 1) if m == "shr" else "false"
-    _set_flags(L, known, cnt, {
-        "cf": cf, "of": of, "zf": lambda: L.icmp("eq", bits, res, "0"),
-        "sf": lambda: L.icmp("slt", bits, res, "0"), "pf": lambda: L.parity(res, bits)})
+    _set_flags(L, known, cnt, {"cf": cf, "of": of, **result_flags(L, res, bits)})
     L.write(dst, res)
 
 

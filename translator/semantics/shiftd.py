@@ -19,7 +19,7 @@ rcl/rcr rotate the (width + 1)-bit value cf:dst; the masked count is taken modul
 17 for 16-bit operands, so a nonzero masked count may rotate by zero and leave CF as it was.
 """
 from . import semantic
-from .shift import _count, _set_flags
+from .shift import _count, _set_flags, result_flags
 
 
 def _funnel(L, m, d, s, cnt, bits):
@@ -78,9 +78,7 @@ def shift_double(L, insn):
     def of():       # the sign changed (count one)
         return L.b.emit(f"xor i1 {L.bit(res, bits, bits - 1)}, {L.bit(d, bits, bits - 1)}")
 
-    _set_flags(L, known, cnt, {
-        "cf": cf, "of": of, "zf": lambda: L.icmp("eq", bits, res, "0"),
-        "sf": lambda: L.icmp("slt", bits, res, "0"), "pf": lambda: L.parity(res, bits)})
+    _set_flags(L, known, cnt, {"cf": cf, "of": of, **result_flags(L, res, bits)})
     L.write(dst, res)
 
 
