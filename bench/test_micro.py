@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 
 from runtime.machine import Machine, Options
+from translator.knobs import Knobs
 
 ROOT = Path(__file__).resolve().parent.parent
 GUEST = ROOT / "guests" / "build" / "sort-O2"
 
 
 def _machine(opt_level=2):
-    m = Machine(Options(opt_level=opt_level))
+    m = Machine(Options(knobs=Knobs(opt=opt_level)))
     m.load(str(GUEST), [b"sort"], [])
     return m
 

@@ -1,6 +1,8 @@
 """The ``jitbt`` command.
 
-    jitbt run [--stats] [--strace] [--strict] [-O LEVEL] PROGRAM [ARGS...]
+    jitbt run [--accuracy LEVEL] [--set KNOB=VALUE] [--stats] [--strace] [--trace FILE]
+              [--strict] [-O N] PROGRAM [ARGS...]
+    jitbt levels
     jitbt blocks PROGRAM [--at ADDRESS] [--count N] [--optimised]
     jitbt conformance [--only REGEX] [--json | --list]
 
@@ -30,8 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "to stderr when the guest exits")
     r.add_argument("--strace", action="store_true", help="print each guest syscall to stderr")
     r.add_argument("--strict", action="store_true", help="an unimplemented syscall is fatal")
-    r.add_argument("-O", dest="opt_level", type=int, default=2, choices=(0, 1, 2, 3),
-                   help="LLVM optimisation level for translated code (default 2)")
+    r.add_argument("--accuracy", default="block", metavar="LEVEL",
+                   help="datapath, cycle, instruction, block (the default) or hle; "
+                   "`jitbt levels` shows what each guarantees and its knobs")
+    r.add_argument("--set", dest="settings", action="append", default=[], metavar="KNOB=VALUE",
+                   help="change one knob of the level (repeatable), e.g. --set clock=virtual")
+    r.add_argument("--trace", metavar="FILE", help="write one line per executed guest "
+                   "instruction to FILE (address and instruction)")
+    r.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2, 3),
+                   help="LLVM optimisation level for translated code (the same as --set opt=N)")
     r.add_argument("--no-cache", action="store_true", help="do not use the persistent "
                    "translation cache (in $XDG_CACHE_HOME/jitbt)")
     r.add_argument("--argv0", help="the guest's argv[0] (default: PROGRAM), as in qemu-user")
@@ -41,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="remove a variable from the guest's environment (repeatable)")
     r.add_argument("program")
     r.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("levels", help="list the accuracy levels, what each guarantees and the "
+                   "knobs each is made of")
     c = sub.add_parser("cache", help="inspect or clear the persistent translation cache")
     c.add_argument("action", choices=("info", "clear"))
     b = sub.add_parser("blocks", help="show the basic blocks from an address and their LLVM IR")
@@ -62,10 +73,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def run_knobs(a):
+    """The knobs `jitbt run` was asked for: --accuracy, then each --set, -O and --trace."""
+    from translator.knobs import KnobError, knobs_for
+    settings = list(a.settings) + ([f"opt={a.opt_level}"] if a.opt_level is not None else [])
+    try:
+        return knobs_for(a.accuracy, settings, trace=a.trace is not None)
+    except KnobError as e:
+        raise JitbtError(str(e)) from None
+
+
 def cmd_run(a) -> int:
     from .machine import Machine, Options
-    m = Machine(Options(opt_level=a.opt_level, stats=a.stats, strace=a.strace, strict=a.strict,
-                        cache=not a.no_cache))
+    knobs = run_knobs(a)
+    trace = None
+    if a.trace is not None:
+        try:
+            trace = open(a.trace, "wb")
+        except OSError as e:
+            raise JitbtError(f"--trace {a.trace}: {e.strerror}") from None
+    m = Machine(Options(knobs=knobs, stats=a.stats, strace=a.strace, strict=a.strict,
+                        cache=not a.no_cache, trace=trace))
     argv0 = a.argv0 if a.argv0 is not None else a.program
     argv = [os.fsencode(argv0)] + [os.fsencode(x) for x in a.args]
     env = dict(os.environb)
@@ -110,7 +138,7 @@ def cmd_blocks(a) -> int:
     from translator.lifter import module_text
 
     from .machine import Machine, Options
-    m = Machine(Options(opt_level=2))
+    m = Machine(Options())
     m.load(a.program, [os.fsencode(a.program)], [])
     tr = m.translator
     start = a.at if a.at is not None else m.image.entry
@@ -184,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "cache":
             return cmd_cache(args)
+        if args.command == "levels":
+            from translator.knobs import levels_table
+            sys.stdout.write(levels_table())
+            return 0
         if args.command == "conformance":
             return cmd_conformance(args)
         return cmd_blocks(args)

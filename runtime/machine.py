@@ -14,9 +14,10 @@ import ctypes
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from translator import Translator
+from translator.knobs import Knobs
 from translator.persist import ObjectStore
 from translator.rewrite import HELPER_CPUID, HELPER_RDTSC, HELPER_RDTSCP
 from translator.state import SIGILL, CPUState, Exit
@@ -36,12 +37,12 @@ WARM = HOT_THRESHOLD // 16  # runs that make a block join a hot region around an
 
 @dataclass
 class Options:
-    opt_level: int = 2
+    knobs: Knobs = field(default_factory=Knobs)   # the accuracy level (translator/knobs.py)
     stats: bool = False
     strace: bool = False
     strict: bool = False
-    region_blocks: int = 32
     cache: bool = False        # the persistent translation cache (on for `jitbt run`)
+    trace: object = None       # --trace: a binary file for one line per executed instruction
 
 
 class Machine:
@@ -53,8 +54,8 @@ class Machine:
         self.state = CPUState()
         self.state_addr = ctypes.addressof(self.state)
         store = ObjectStore.default() if self.options.cache else None
-        self.translator = Translator(self.mem.fetch, opt_level=self.options.opt_level,
-                                     region_blocks=self.options.region_blocks, store=store)
+        self.knobs = self.options.knobs
+        self.translator = Translator(self.mem.fetch, self.knobs, store=store)
         self.dispatcher = Dispatcher(self.translator.codegen)
         self.translator.cache.on_evict = self.dispatcher.remove
         self.mem.on_unmap = self._code_unmapped

@@ -171,7 +171,9 @@ def _layout_descriptors(m) -> None:
 
 def exec_flags(options) -> list[str]:
     """The jitbt options a program started by execve runs with: the same as its parent's."""
-    flags = [f"-O{options.opt_level}"]
+    from translator.knobs import KNOBS
+    k = options.knobs
+    flags = ["--accuracy", k.level] + [f"--set={n}={getattr(k, n)}" for n in KNOBS]
     if not options.cache:
         flags.append("--no-cache")
     if options.strace:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from .cache import BlockCache, Translation
 from .codegen import Codegen
 from .decoder import Decoder
+from .knobs import Knobs
 from .lifter import Lifter, module_text
 from .persist import module_key
 
@@ -53,18 +54,21 @@ class Stats:
 
 
 class Translator:
-    def __init__(self, fetch, opt_level: int = 2, region_blocks: int = 32, cache_size: int = 1 << 16,
-                 checked_memory: bool = True, tiered: bool = True, store=None):
+    def __init__(self, fetch, knobs: Knobs | None = None, cache_size: int = 1 << 16,
+                 tiered: bool = True, store=None):
         self.fetch = fetch
+        self.knobs = knobs = knobs or Knobs()
         self.decoder = Decoder()
-        self.lifter = Lifter(checked_memory=checked_memory)
+        self.lifter = Lifter(knobs)
         self.store = store                            # persist.ObjectStore, or None
-        self.codegen = Codegen(opt_level, store)      # the optimising tier
-        self.tiered = tiered and opt_level > 0
+        self.codegen = Codegen(knobs.opt, store)      # the optimising tier
+        # Only the region unit has a second tier: it is what merges hot blocks into regions.
+        self.tiered = tiered and knobs.opt > 0 and knobs.unit == "region"
         self.cold = Codegen(0, store) if self.tiered else self.codegen
-        self.region_blocks = region_blocks
+        self.region_blocks = knobs.region
+        self.max_insns = 1 if knobs.unit == "insn" else None
         self.hot_region_blocks = 16          # -O2 time grows faster than linearly with size
-        self.cache = BlockCache(cache_size, key=(opt_level, checked_memory))
+        self.cache = BlockCache(cache_size, key=knobs.key())
         self.stats = Stats()
         self.hot_blocks = 0
         self._serial = itertools.count(1)
@@ -91,7 +95,7 @@ class Translator:
         blocks, seen, todo = [], {address}, [address]
         while todo and len(blocks) < limit:
             addr = todo.pop(0)
-            block = self.decoder.decode_block(self.fetch, addr)
+            block = self.decoder.decode_block(self.fetch, addr, self.max_insns)
             blocks.append(block)
             for succ in block.successors():
                 if succ not in seen and include(succ) and self.fetch(succ, 1):
@@ -127,8 +131,7 @@ class Translator:
         """What shapes a module's code: the guest bytes and block shapes, the compiling tier, the
         lifter's knobs, and the translator itself."""
         from runtime import cpu
-        parts = [kind, SOURCE_DIGEST, cpu.signature(), codegen.opt_level, self.lifter.checked,
-                 self.lifter.flag_liveness]
+        parts = [kind, SOURCE_DIGEST, cpu.signature(), codegen.opt_level, self.knobs.key()]
         for b in blocks:
             parts += [b.start, b.fetch_fault, b"".join(i.raw for i in b.insns)]
         return module_key(parts, VERSION)

@@ -14,6 +14,7 @@ and writes generic over kind and width, checked guest memory, flag helpers and c
 from __future__ import annotations
 
 from .irbuilder import IRBuilder, const
+from .knobs import Knobs
 from .semantics import SEMANTICS
 from .state import (ADDRESS_LIMIT, FLAG_NAMES, GPR_NAMES, LLVM_TYPE, PAGE_SHIFT, PERM_R, PERM_W,
                     SIGSEGV, Exit, field_index)
@@ -76,9 +77,13 @@ class _Retry(Exception):
 
 
 class Lifter:
-    def __init__(self, checked_memory: bool = True, flag_liveness: bool = True):
-        self.checked = checked_memory
-        self.flag_liveness = flag_liveness
+    """Lifts blocks as the knobs say (translator/knobs.py): semantics read ``L.lifter.knobs``."""
+
+    def __init__(self, knobs: Knobs | None = None):
+        self.knobs = knobs = knobs or Knobs()
+        self.checked = knobs.memory == "checked"
+        self.flag_liveness = knobs.flags == "live"
+        self.exact_flags = knobs.exact_flags
 
     def lift(self, block, name: str) -> tuple[str, set]:
         """The IR text of the function for `block`, and the intrinsics it uses.

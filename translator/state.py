@@ -47,6 +47,18 @@ FIELDS = (
     ("fpu_sw", ctypes.c_uint16, "i16"),
     ("fpu_top", ctypes.c_uint8, "i8"),
     ("fpu_tag", ctypes.c_uint8, "i8"),
+    ("pad2", ctypes.c_uint8 * 2, "[2 x i8]"),
+    # Counters kept by translated code when the knobs ask (translator/knobs.py): instructions
+    # retired and modelled cycles (translator/costs.py), both exact at every exit.
+    ("icount", ctypes.c_uint64, "i64"),
+    ("cycles", ctypes.c_uint64, "i64"),
+    # --trace: translated code appends the address of each instruction it starts to a buffer
+    # of trace_cap words at host address trace_buf; the runtime empties it (Exit.TRACE).
+    ("trace_buf", ctypes.c_uint64, "i64"),
+    ("trace_n", ctypes.c_uint64, "i64"),
+    ("trace_cap", ctypes.c_uint64, "i64"),
+    # Routine replacement (hle): how often each replaced routine ran, by routine number.
+    ("hle_calls", ctypes.c_uint64 * 32, "[32 x i64]"),
 )
 
 # The x87 control word Linux starts a process with (and fninit sets): every exception masked,
@@ -101,8 +113,10 @@ class Exit:
     BUDGET = 5        # dispatcher ran its block budget: Python gets a look (signals, stop)
     UNSUPPORTED = 6   # no semantics for the instruction at rip (reported, then SIGILL)
     HOT = 7           # dispatcher: the cold block at rip just became hot (not yet run this time)
+    TRACE = 8         # the trace buffer cannot hold the next block: rip is that block's start
+    SMC = 9           # a store would write into translated code: fault_addr is where, rip the store
     NAMES = {0: "continue", 1: "miss", 2: "syscall", 3: "helper", 4: "fault", 5: "budget",
-             6: "unsupported", 7: "hot"}
+             6: "unsupported", 7: "hot", 8: "trace", 9: "smc"}
 
 
 SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV = 4, 5, 7, 8, 11

@@ -1,0 +1,157 @@
+"""Accuracy levels and the knobs they are made of (../shared/DESIGN.md, "Accuracy levels").
+
+A level is a named preset of independent knobs; a user may change any knob of a preset. Every
+knob changes the generated code or the runtime's behaviour, so the whole `Knobs` value is part of
+the block-cache key and of the persistent-cache key (``Knobs.key()``)::
+
+    from translator.knobs import knobs_for
+    k = knobs_for("instruction", ["clock=virtual"])    # the preset with one knob changed
+    k.flags, k.unit                                     # -> "precise", "block"
+    k.describe()                                        # -> "unit=block flags=precise ..."
+
+The knobs, with what each value means:
+
+- ``unit`` (translation unit): ``insn`` one guest instruction per translated function;
+  ``block`` one basic block per function, never merged; ``region`` blocks compiled together,
+  and hot code recompiled as one function per region (guest branches become IR branches).
+- ``flags`` (flag model): ``exact`` every flag stored after every instruction, the ones the
+  manual leaves undefined included, as the reference CPU (the host, an Intel core) produces
+  them, and the MXCSR and x87 exception flags too; ``precise`` every defined flag stored at every
+  instruction boundary; ``live`` flags computed only where a later instruction or the end of
+  the block needs them (QEMU-style liveness).
+- ``memory``: ``checked`` every guest access checked against the page permissions before it
+  happens (the only value so far; the knob is here so that cheaper schemes can be measured).
+- ``smc`` (self-modifying code): ``page`` pages holding translated code are write-protected; a
+  store into one invalidates the translations there and restarts at the store, so new code
+  takes effect before the next instruction; ``off`` only munmap/mprotect/mmap invalidate (a
+  guest that writes over code it already ran may run the old code).
+- ``count``: ``on`` translated code counts retired instructions exactly (``--stats``); ``off``.
+- ``clock``: ``host`` rdtsc and the guest's clocks read host time; ``virtual`` they read a
+  modelled clock driven by the per-instruction cost table (translator/costs.py), so runs are
+  deterministic.
+- ``routines`` (routine replacement): ``off``; ``libc`` recognised libc string and memory
+  routines run as host-native code on guest memory.
+- ``opt``: LLVM optimisation level 0-3 of the optimising tier.
+- ``region``: at most this many blocks translated together in one region.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+DEFAULT_LEVEL = "block"
+
+
+class KnobError(ValueError):
+    """A level or knob setting that does not exist (the message says what does)."""
+
+
+@dataclass(frozen=True)
+class Knobs:
+    unit: str = "region"
+    flags: str = "live"
+    memory: str = "checked"
+    smc: str = "page"
+    count: str = "off"
+    clock: str = "host"
+    routines: str = "off"
+    opt: int = 2
+    region: int = 32
+    trace: bool = False          # --trace: not a knob of the presets, but it changes the code
+    level: str = DEFAULT_LEVEL   # the preset these knobs came from (for reports)
+
+    def key(self) -> tuple:
+        """What changes generated code: part of every cache key (the level name is not)."""
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name != "level")
+
+    def describe(self) -> str:
+        return " ".join(f"{name}={getattr(self, name)}" for name in KNOBS)
+
+    @property
+    def exact_flags(self) -> bool:
+        return self.flags == "exact"
+
+    @property
+    def counting(self) -> bool:
+        return self.count == "on" or self.clock == "virtual"
+
+
+# knob -> (allowed values or type, what it is)
+KNOBS: dict[str, tuple] = {
+    "unit": (("insn", "block", "region"), "translation unit"),
+    "flags": (("exact", "precise", "live"), "flag model"),
+    "memory": (("checked",), "memory checks"),
+    "smc": (("page", "off"), "self-modifying-code checks"),
+    "count": (("on", "off"), "exact retired-instruction count"),
+    "clock": (("host", "virtual"), "what rdtsc and the guest's clocks read"),
+    "routines": (("off", "libc"), "routine replacement (libc string and memory functions)"),
+    "opt": ((0, 1, 2, 3), "LLVM optimisation level"),
+    "region": (int, "most blocks translated together"),
+}
+
+LEVELS: dict[str, tuple[Knobs, str]] = {
+    "datapath": (Knobs(unit="insn", flags="exact", count="on", level="datapath"),
+                 "every architectural bit as the host CPU produces it, undefined flags included; "
+                 "one instruction per translation unit"),
+    "cycle": (Knobs(unit="block", flags="precise", count="on", clock="virtual", level="cycle"),
+              "as instruction, plus a deterministic modelled clock (rdtsc, clock_gettime)"),
+    "instruction": (Knobs(unit="block", flags="precise", count="on", level="instruction"),
+                    "precise state at every instruction boundary, exact retired-instruction "
+                    "count, --trace"),
+    "block": (Knobs(), "precise state at block boundaries; output identical to native"),
+    "hle": (Knobs(routines="libc", region=64, level="hle"),
+            "as block, with libc string and memory routines run as host code"),
+}
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or name not in KNOBS:
+        raise KnobError(f"--set {text}: expected KNOB=VALUE with KNOB one of {', '.join(KNOBS)}")
+    allowed, _ = KNOBS[name]
+    if allowed is int or isinstance(allowed[0], int):
+        try:
+            v = int(value)
+        except ValueError:
+            raise KnobError(f"--set {text}: {name} takes a number") from None
+        if (allowed is int and v < 1) or (allowed is not int and v not in allowed):
+            raise KnobError(f"--set {text}: {name} must be "
+                            + ("at least 1" if allowed is int else
+                               "one of " + ", ".join(map(str, allowed))))
+        return name, v
+    if value not in allowed:
+        raise KnobError(f"--set {text}: {name} must be one of {', '.join(allowed)}")
+    return name, value
+
+
+def knobs_for(level: str = DEFAULT_LEVEL, settings=(), trace: bool = False) -> Knobs:
+    """The knobs of preset `level` with each "knob=value" of `settings` applied."""
+    if level not in LEVELS:
+        raise KnobError(f"--accuracy {level}: expected one of {', '.join(LEVELS)}")
+    k = LEVELS[level][0]
+    changes = dict(parse_setting(s) for s in settings)
+    if trace:
+        changes["trace"] = True
+    return replace(k, **changes) if changes else k
+
+
+def levels_table() -> str:
+    """`jitbt levels`: each level, what it guarantees, and its knobs; then what each knob means."""
+    names = list(KNOBS)
+    widths = {n: max(len(n), *(len(str(getattr(k, n))) for k, _ in LEVELS.values())) for n in names}
+    head = f"{'level':<12}" + "  ".join(f"{n:<{widths[n]}}" for n in names)
+    lines = [head, "-" * len(head)]
+    for name, (k, _) in LEVELS.items():
+        mark = " *" if name == DEFAULT_LEVEL else ""
+        lines.append(f"{name:<12}" + "  ".join(f"{str(getattr(k, n)):<{widths[n]}}" for n in names)
+                     + mark)
+    lines.append("(* the default)")
+    lines.append("")
+    for name, (_, what) in LEVELS.items():
+        lines.append(f"{name:<12}{what}")
+    lines.append("")
+    lines.append("knobs (change one with --set KNOB=VALUE):")
+    for n, (allowed, what) in KNOBS.items():
+        values = "a number >= 1" if allowed is int else "|".join(map(str, allowed))
+        lines.append(f"  {n:<9}{what}: {values}")
+    return "\n".join(lines) + "\n"
