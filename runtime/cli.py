@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "defined state)")
     k.add_argument("--only", metavar="REGEX", help="only the forms whose text matches REGEX "
                    "(searched, e.g. '^add ' or 'xmm')")
+    k.add_argument("--accuracy", default="block", metavar="LEVEL", help="translate at this "
+                   "level; at datapath undefined flags and MXCSR/x87 exception bits must match")
     out = k.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the report as JSON")
     out.add_argument("--list", action="store_true", help="list the forms instead of running "
@@ -192,7 +194,10 @@ def cmd_conformance(a) -> int:
         return 0
     if not cases:
         raise JitbtError(f"--only {a.only!r}: no instruction form matches")
-    result = report.run(a.only, progress=not a.json and sys.stderr.isatty())
+    from translator.knobs import LEVELS
+    if a.accuracy not in LEVELS:
+        raise JitbtError(f"--accuracy {a.accuracy}: expected one of {', '.join(LEVELS)}")
+    result = report.run(a.only, progress=not a.json and sys.stderr.isatty(), level=a.accuracy)
     if a.json:
         print(json.dumps(report.as_json(result), indent=2))
     else:

@@ -51,11 +51,14 @@ U64 = (1 << 64) - 1
 class JitCPU:
     """Runs one instruction through jitbt (decode, lift, compile) from a given state."""
 
-    def __init__(self):
+    def __init__(self, knobs=None):
+        """`knobs` (translator/knobs.py) as the accuracy level; with the exact flag model
+        (datapath) the comparison counts undefined flags and exception bits as mismatches."""
         self.mem = GuestMemory()
         self.mem.map(CODE, 0x1000, PERM_R | PERM_X)
         self.mem.map(DATA, MEM_SIZE, PERM_R | PERM_W)
-        self.translator = Translator(self.mem.fetch)
+        self.translator = Translator(self.mem.fetch, knobs)
+        self.exact = self.translator.knobs.exact_flags
         self.state = CPUState()
         self.fn = None
         self.insn = None
@@ -203,10 +206,14 @@ def check_form(host: HostCPU, jit: JitCPU, form: Form, vectors, predicate=None,
             problems.append(f"mxcsr: host {h_mxcsr:#x} jit {j_mxcsr:#x}")
         elif h_mxcsr != j_mxcsr:
             res.mxcsr_flag_mismatches += 1
+            if jit.exact:
+                problems.append(f"mxcsr exception bits: host {h_mxcsr:#x} jit {j_mxcsr:#x}")
         if fpu is not None:
             problems += fpu_problems(h_fpu, j_fpu)
             if (h_fpu[2] ^ j_fpu[2]) & FPU_EXCEPTIONS:
                 res.fpu_flag_mismatches += 1
+                if jit.exact:
+                    problems.append(f"x87 exception bits: host {h_fpu[2]:#x} jit {j_fpu[2]:#x}")
         for start, end in form.mem_ignore:
             h_mem = h_mem[:start] + j_mem[start:end] + h_mem[end:]
         if h_mem != j_mem:
@@ -218,6 +225,8 @@ def check_form(host: HostCPU, jit: JitCPU, form: Form, vectors, predicate=None,
             if hf[f] != jf[f]:
                 if f in undefined:
                     res.undefined_mismatches += 1
+                    if jit.exact:
+                        problems.append(f"{f.upper()} (undefined): host {hf[f]} jit {jf[f]}")
                 else:
                     problems.append(f"{f.upper()}: host {hf[f]} jit {jf[f]}")
         if problems:
