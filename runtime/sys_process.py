@@ -260,6 +260,9 @@ def sys_sysinfo(m, info):
 @syscall(98, "getrusage", "int ptr")
 def sys_getrusage(m, who, usage):
     r, data = _host_struct(98, 144, _i32(who))     # EINVAL for a bad `who` from the host
+    if r == 0 and m.knobs.clock == "virtual":      # CPU time from the modelled clock
+        from . import clock
+        data = clock.rusage(m, _i32(who))
     m.mem.write(usage, data)
     return r
 
@@ -267,6 +270,9 @@ def sys_getrusage(m, who, usage):
 @syscall(100, "times", "ptr")
 def sys_times(m, buf):
     r, data = _host_struct(100, 32)
+    if m.knobs.clock == "virtual":
+        from . import clock
+        data, r = clock.tms(m)
     if buf:
         m.mem.write(buf, data)
     return r
