@@ -1,7 +1,12 @@
 """The benchmark suite: each workload run natively, under jitbt and under qemu-x86_64, in one run.
 
-    .venv/bin/python bench/run.py [--runs N] [--only sort,crc32] [--out bench/results]
+    .venv/bin/python bench/run.py [--runs N] [--only sort,crc32] [--levels hle,datapath]
+                                  [--out bench/results]
     make bench                     # builds the workloads, then runs this
+
+jitbt runs at the default level (block) cold and warm, and at every other accuracy level warm
+(`jitbt cold`, `jitbt warm`, then `jitbt datapath`, `jitbt cycle`, ...): the datapath-versus-HLE
+trade-off on one page.
 
 For every workload the runner checks that all configurations print the same output, takes the
 median wall time of N runs, and prints a table of times and ratios to native with the geometric
@@ -38,10 +43,15 @@ JITBT = [sys.executable, "-m", "runtime.cli", "run"]
 WARM_CACHE = ROOT / "bench" / "results" / "cache"
 
 
-def configurations() -> dict[str, list[str]]:
+def configurations(levels=None) -> dict[str, list[str]]:
     """name -> command prefix. jitbt runs cold (no persistent cache: everything is translated)
-    and warm (a cache filled by an untimed run first). Accuracy levels join here when built."""
+    and warm (a cache filled by an untimed run first) at the default level, and warm at each
+    other accuracy level in `levels` (default: all of them)."""
+    from translator.knobs import DEFAULT_LEVEL, LEVELS
     configs = {"native": [], "jitbt cold": JITBT + ["--no-cache"], "jitbt warm": JITBT}
+    for level in (levels if levels is not None else LEVELS):
+        if level != DEFAULT_LEVEL:
+            configs[f"jitbt {level}"] = JITBT + ["--accuracy", level]
     qemu = shutil.which("qemu-x86_64")
     if qemu:
         configs["qemu-x86_64"] = [qemu]
@@ -77,8 +87,8 @@ def geomean(values):
     return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
 
 
-def run_suite(names, runs: int, timeout: float, progress=None) -> dict:
-    configs = configurations()
+def run_suite(names, runs: int, timeout: float, progress=None, levels=None) -> dict:
+    configs = configurations(levels)
     results = {}
     for name in names:
         path = BUILD / name
@@ -86,7 +96,7 @@ def run_suite(names, runs: int, timeout: float, progress=None) -> dict:
         outputs = {}
         for cname, prefix in configs.items():
             samples = []
-            if cname == "jitbt warm":
+            if cname.startswith("jitbt") and cname != "jitbt cold":
                 timed(prefix + [str(path)], timeout)      # fills the cache; not timed
             for _ in range(runs):
                 try:
@@ -153,7 +163,7 @@ def chart(results: dict, path: Path) -> None:
     r = ratios(results)
     names = list(results)
     configs = [c for c in next(iter(results.values()))["times"] if c != "native"]
-    fig, ax = plt.subplots(figsize=(max(6, len(names) * 1.1), 4))
+    fig, ax = plt.subplots(figsize=(max(8, len(names) * 1.6), 5))
     width = 0.8 / max(1, len(configs))
     for i, c in enumerate(configs):
         ax.bar([x + i * width for x in range(len(names))], [r[n][c] or 0 for n in names], width, label=c)
@@ -162,7 +172,7 @@ def chart(results: dict, path: Path) -> None:
     ax.set_ylabel("time / native (log scale)")
     ax.set_xticks([x + width * (len(configs) - 1) / 2 for x in range(len(names))], names, rotation=30)
     ax.legend()
-    ax.set_title("jitbt vs native vs qemu-x86_64")
+    ax.set_title("jitbt at each accuracy level vs native vs qemu-x86_64")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -173,7 +183,14 @@ def main(argv=None) -> int:
     ap.add_argument("--only", help="comma-separated workload names")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--levels", help="comma-separated accuracy levels to run besides the "
+                    "default (block); default: all of them, 'none' for none")
     a = ap.parse_args(argv)
+    from translator.knobs import LEVELS
+    levels = None if not a.levels else [] if a.levels == "none" else a.levels.split(",")
+    if levels and set(levels) - set(LEVELS):
+        print(f"--levels: unknown {sorted(set(levels) - set(LEVELS))}; expected {list(LEVELS)}")
+        return 2
     from rich.console import Console
     from rich.progress import Progress
     console = Console()
@@ -182,14 +199,15 @@ def main(argv=None) -> int:
     if missing:
         console.print(f"missing workloads {missing}: run make -C bench first")
         return 1
-    total = len(names) * len(configurations())
+    total = len(names) * len(configurations(levels))
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("running workloads", total=total)
-        results = run_suite(names, a.runs, a.timeout, lambda: progress.advance(task))
+        results = run_suite(names, a.runs, a.timeout, lambda: progress.advance(task), levels)
     report(results, console)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"machine": platform.processor() or platform.machine(), "cpu": _cpu_name(),
+            "command": "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "cores": os.cpu_count(), "python": platform.python_version(), "runs": a.runs,
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     r = ratios(results)

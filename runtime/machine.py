@@ -20,7 +20,7 @@ from translator import Translator
 from translator.knobs import Knobs
 from translator.persist import ObjectStore
 from translator.rewrite import HELPER_CPUID, HELPER_RDTSC, HELPER_RDTSCP
-from translator.state import SIGILL, CPUState, Exit
+from translator.state import PAGE_SHIFT, PERM_W, SIGILL, SIGSEGV, CPUState, Exit
 
 from . import cpu
 from .dispatcher import HOT_THRESHOLD, Dispatcher
@@ -32,6 +32,7 @@ from .signals import host_signals, serve_syscall, signal_name
 from .syscalls import GuestExit, syscall_name
 
 BUDGET = 1 << 20          # blocks run natively before Python gets a look
+BLOCK_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 WARM = HOT_THRESHOLD // 16  # runs that make a block join a hot region around another
 
 
@@ -59,6 +60,9 @@ class Machine:
         self.dispatcher = Dispatcher(self.translator.codegen)
         self.translator.cache.on_evict = self.dispatcher.remove
         self.mem.on_unmap = self._code_unmapped
+        if self.knobs.smc == "page":
+            self.translator.cache.on_put = lambda t: self.mem.protect_code(t.pages())
+        self.trace = Trace(self, self.options.trace) if self.options.trace else None
         self.fds = FdTable()
         self.brk_start = self.brk = self.brk_limit = 0
         self.unimplemented: dict[int, int] = {}
@@ -67,6 +71,8 @@ class Machine:
         self.exit_counts = {name: 0 for name in Exit.NAMES.values()}
         self.signals = SignalState()      # dispositions, mask, pending signals, alternate stack
         self.killed_by = 0                # the signal that ended the guest, if one did
+        self.smc_writes = 0               # stores that hit translated code (smc=page)
+        self.stepped: dict = {}           # (address, bytes) -> instruction run on its own
 
     # ---- setup -------------------------------------------------------------------------------
     def load(self, path: str, argv: list[bytes], envp: list[bytes]) -> None:
@@ -77,10 +83,58 @@ class Machine:
         self.state.gpr[4] = sp
         self.state.rip = image.entry
         self.state.mxcsr = 0x1F80
+        if self.knobs.routines == "libc":    # hle: libc routines found by symbol run natively
+            from translator.hle import find_routines
+            self.translator.add_routines(find_routines(path, image.load_bias, self.mem.fetch))
 
     def _code_unmapped(self, start: int, end: int) -> None:
         for t in self.translator.cache.invalidate_range(start, end):
             self.dispatcher.remove(t)
+        if self.trace:
+            self.trace.forget()
+
+    def _code_stored(self, addr: int) -> bool:
+        """A store faulted at `addr`. If it hit write-protected translated code the guest may
+        write (smc=page), run the storing instruction on its own with those pages writable,
+        drop the translations overlapping the bytes it changed, and return True (execution
+        goes on after the store, so new code takes effect before the next instruction).
+        Pages left with no translations become writable again."""
+        mem = self.mem
+        first, last = addr >> PAGE_SHIFT, (addr + 511) >> PAGE_SHIFT   # fxsave writes 512 bytes
+        pages = [p for p in range(first, last + 1) if mem.code_pages.get(p)]
+        if not pages:
+            return False
+        self.smc_writes += 1
+        self.translator.written_pages.update(pages)
+        view, perms = mem.view, mem.perms
+        before = {p: bytes(view[p << PAGE_SHIFT:(p + 1) << PAGE_SHIFT]) for p in pages}
+        for p in pages:
+            perms[p] |= PERM_W
+        try:
+            self._step(self.state.rip)
+        finally:
+            for p in pages:
+                if p in mem.code_pages:
+                    perms[p] &= ~PERM_W
+        for p in pages:
+            for start, end in _changed(before[p], view[p << PAGE_SHIFT:(p + 1) << PAGE_SHIFT]):
+                self._code_unmapped((p << PAGE_SHIFT) + start, (p << PAGE_SHIFT) + end)
+            if mem.code_pages.get(p) and not self.translator.cache.on_page(p):
+                mem.code_written(p << PAGE_SHIFT, 1)        # no code left: writable again
+        return True
+
+    def _step(self, rip: int) -> None:
+        """Run the one instruction at `rip`, translated on its own and not cached."""
+        tr = self.translator
+        block = tr.decoder.decode_block(self.mem.fetch, rip, 1)
+        key = (rip, block.insns[0].raw if block.insns else b"")
+        fn = self.stepped.get(key)
+        if fn is None:
+            (t,) = tr.compile_blocks([block], hot=False)
+            fn = self.stepped[key] = BLOCK_FN(t.host)
+        code = fn(self.state_addr, self.mem.base, self.mem.perm_base)
+        if code != Exit.CONTINUE:
+            self._serve(code)
 
     # ---- running -----------------------------------------------------------------------------
     def run(self) -> int:
@@ -98,6 +152,8 @@ class Machine:
             return 128 + e.signo
         finally:
             self.seconds_run = time.perf_counter() - t0
+            if self.trace:
+                self.trace.flush()
         raise AssertionError("unreachable")
 
     def _loop(self) -> None:
@@ -113,21 +169,33 @@ class Machine:
             self.exit_counts[names.get(code, "?")] = self.exit_counts.get(names.get(code, "?"), 0) + 1
             if code == Exit.MISS:
                 disp.insert(self.translator.lookup(st.rip))
-            elif code == Exit.HOT:
-                for t in self.translator.promote(st.rip, lambda a: disp.count(a) >= WARM):
-                    disp.insert(t)
-            elif code == Exit.SYSCALL:
-                serve_syscall(self)       # then delivers the signals that became deliverable
-            elif code == Exit.HELPER:
-                self._helper(st.exit_arg)
-            elif code == Exit.FAULT:
-                self.fault(st.fault_sig, st.fault_addr)
-            elif code == Exit.UNSUPPORTED:
-                self.unsupported(st.rip)
-            elif code == Exit.BUDGET:
-                deliver_pending(self)
             else:
-                raise RuntimeError(f"translated code returned unknown exit code {code}")
+                self._serve(code)
+
+    def _serve(self, code: int) -> None:
+        """Do what translated code left the dispatcher for (other than a miss)."""
+        st, disp = self.state, self.dispatcher
+        if code == Exit.HOT:
+            for t in self.translator.promote(st.rip, lambda a: disp.count(a) >= WARM):
+                disp.insert(t)
+        elif code == Exit.TRACE:
+            self.trace.flush()
+        elif code == Exit.MISS:
+            disp.insert(self.translator.lookup(st.rip))
+        elif code == Exit.SYSCALL:
+            serve_syscall(self)       # then delivers the signals that became deliverable
+        elif code == Exit.HELPER:
+            self._helper(st.exit_arg)
+        elif code == Exit.FAULT:
+            self.fault(st.fault_sig, st.fault_addr)
+        elif code == Exit.UNSUPPORTED:
+            self.unsupported(st.rip)
+        elif code == Exit.BUDGET:
+            deliver_pending(self)
+        elif code == Exit.DECLINE:     # a replaced routine cannot do this call: the guest's own
+            disp.insert(self.translator.decline(st.rip))      # code runs there from now on
+        else:
+            raise RuntimeError(f"translated code returned unknown exit code {code}")
 
     def _helper(self, which: int) -> None:
         st = self.state
@@ -136,7 +204,11 @@ class Machine:
             for reg, value in zip((0, 3, 1, 2), regs):
                 st.gpr[reg] = value
         elif which in (HELPER_RDTSC, HELPER_RDTSCP):
-            tsc = time.monotonic_ns()
+            if self.knobs.clock == "virtual":      # modelled cycles (runtime/clock.py)
+                from .clock import tsc as virtual_tsc
+                tsc = virtual_tsc(self)
+            else:
+                tsc = time.monotonic_ns()
             st.gpr[0] = tsc & 0xFFFFFFFF
             st.gpr[2] = (tsc >> 32) & 0xFFFFFFFF
             if which == HELPER_RDTSCP:
@@ -155,6 +227,8 @@ class Machine:
     def fault(self, signo: int, addr: int) -> None:
         """A guest fault: the guest's handler runs if it has one that is not blocked; otherwise
         the default action ends the process with one line of explanation."""
+        if signo == SIGSEGV and self.mem.code_pages and self._code_stored(addr):
+            return
         if deliver_fault(self, signo, addr):
             return
         where = self.describe_insn(self.state.rip)
@@ -202,6 +276,18 @@ class Machine:
     def unimplemented_text(self) -> str:
         return ", ".join(f"{self.syscall_label(n)} {c}x" for n, c in sorted(self.unimplemented.items()))
 
+    def routines_text(self) -> str:
+        """Each replaced routine found in the program and how often it ran natively; declined
+        ones are marked."""
+        from translator.hle import ROUTINES
+        tr = self.translator
+        numbers = sorted(set(tr.routines.values()))
+        if not numbers:
+            return "none (no symbol table, or no libc jitbt knows)"
+        declined = {tr.routines[a] for a in tr.declined if a in tr.routines}
+        return ", ".join(f"{ROUTINES[n].name} {self.state.hle_calls[n]}"
+                         + (" (declined)" if n in declined else "") for n in numbers)
+
     def stats_text(self) -> str:
         tr = self.translator
         s, cache = tr.stats, tr.cache
@@ -215,7 +301,11 @@ class Machine:
             ("guest instructions translated", f"{s.insns}"),
             ("LLVM modules compiled", f"{s.modules}"),
             ("hot regions (optimising tier)", f"{s.regions} ({tr.hot_blocks} blocks)"),
+            ("accuracy", f"{self.knobs.level}: {self.knobs.describe()}"),
             ("blocks executed (native dispatch)", f"{native_hits}"),
+            *((("instructions retired", f"{self.state.icount}"),
+               ("modelled cycles", f"{self.state.cycles}")) if self.knobs.counting else ()),
+            ("stores into translated code", f"{self.smc_writes}"),
             ("block cache hits", f"{cache.hits}"),
             ("block cache misses", f"{cache.misses}"),
             ("persistent cache", self._store_text()),
@@ -232,5 +322,49 @@ class Machine:
         ]
         if self.unimplemented:
             rows.append(("unimplemented syscalls", self.unimplemented_text()))
+        if self.knobs.routines == "libc":
+            rows.append(("routines replaced", self.routines_text()))
         width = max(len(k) for k, _ in rows)
         return "jitbt stats:\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows) + "\n"
+
+
+def _changed(old: bytes, new, chunk: int = 64) -> list[tuple[int, int]]:
+    """The [start, end) ranges (in `chunk`-byte steps) where two equal-length buffers differ."""
+    out = []
+    for i in range(0, len(old), chunk):
+        if old[i:i + chunk] != new[i:i + chunk]:
+            if out and out[-1][1] == i:
+                out[-1] = (out[-1][0], i + chunk)
+            else:
+                out.append((i, i + chunk))
+    return out
+
+
+class Trace:
+    """--trace: translated code appends the address of every instruction it starts to a native
+    buffer; this writes them out, one line each (address and instruction), when the buffer is
+    full and when the guest ends."""
+    WORDS = 1 << 16
+
+    def __init__(self, machine, file):
+        self.m, self.file = machine, file
+        self.buf = (ctypes.c_uint64 * self.WORDS)()
+        st = machine.state
+        st.trace_buf, st.trace_n, st.trace_cap = ctypes.addressof(self.buf), 0, self.WORDS
+        self.text: dict[int, bytes] = {}
+
+    def forget(self) -> None:
+        """Code changed: disassemble again."""
+        self.text.clear()
+
+    def flush(self) -> None:
+        st = self.m.state
+        n, st.trace_n = st.trace_n, 0
+        text, out = self.text, []
+        for addr in self.buf[:n]:
+            line = text.get(addr)
+            if line is None:
+                line = text[addr] = (self.m.describe_insn(addr) + "\n").encode()
+            out.append(line)
+        self.file.write(b"".join(out))
+        self.file.flush()

@@ -63,6 +63,11 @@ class GuestMemory:
         self.view = memoryview(self.region)
         self.perms = memoryview(self.perm_table)
         self.on_unmap = None       # callback(start, end): translations there are stale
+        # Self-modifying code (knob smc=page): pages holding translated code have their W bit
+        # cleared in the table, so a store from translated code faults into the runtime, which
+        # drops the translations and gives the page back its W (``code_written``). The value
+        # says whether the guest may really write the page.
+        self.code_pages: dict[int, bool] = {}
 
     # ---- mappings --------------------------------------------------------------------------
     def map(self, addr: int, size: int, perm: int) -> None:
@@ -72,6 +77,7 @@ class GuestMemory:
         self.region.madvise(mmap.MADV_DONTNEED, start, end - start)
         self.perms[start >> PAGE_SHIFT:end >> PAGE_SHIFT] = bytes([perm | PERM_MAPPED]) * (
             (end - start) >> PAGE_SHIFT)
+        self._forget_code(start, end)
         if self.on_unmap:
             self.on_unmap(start, end)
 
@@ -80,16 +86,52 @@ class GuestMemory:
         self._check_range(start, end)
         self.perms[start >> PAGE_SHIFT:end >> PAGE_SHIFT] = bytes([perm | PERM_MAPPED]) * (
             (end - start) >> PAGE_SHIFT)
-        if self.on_unmap and not perm & PERM_X:
-            self.on_unmap(start, end)
+        if not perm & PERM_X:
+            self._forget_code(start, end)
+            if self.on_unmap:
+                self.on_unmap(start, end)
+        else:                       # translations stay: their pages stay write-protected
+            for page in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+                if page in self.code_pages:
+                    self.code_pages[page] = bool(perm & PERM_W)
+                    self.perms[page] = (perm | PERM_MAPPED) & ~PERM_W
 
     def unmap(self, addr: int, size: int) -> None:
         start, end = page_floor(addr), page_ceil(addr + size)
         self._check_range(start, end)
         self.perms[start >> PAGE_SHIFT:end >> PAGE_SHIFT] = bytes((end - start) >> PAGE_SHIFT)
         self.region.madvise(mmap.MADV_DONTNEED, start, end - start)
+        self._forget_code(start, end)
         if self.on_unmap:
             self.on_unmap(start, end)
+
+    # ---- self-modifying code ---------------------------------------------------------------
+    def protect_code(self, pages) -> None:
+        """Write-protect pages that now hold translated code (knob smc=page)."""
+        for page in pages:
+            if page not in self.code_pages:
+                perm = self.perms[page]
+                self.code_pages[page] = bool(perm & PERM_W)
+                self.perms[page] = perm & ~PERM_W
+
+    def real_perm(self, page: int) -> int:
+        """The permissions the guest gave a page (W included when jitbt took it away)."""
+        return self.perms[page] | (PERM_W if self.code_pages.get(page) else 0)
+
+    def code_written(self, addr: int, size: int) -> list[int]:
+        """A write to [addr, addr+size) that the guest may make hits write-protected code:
+        give those pages their W back and return them (their translations are stale)."""
+        pages = [p for p in range(addr >> PAGE_SHIFT, ((addr + max(size, 1) - 1) >> PAGE_SHIFT) + 1)
+                 if self.code_pages.get(p)]
+        for page in pages:
+            del self.code_pages[page]
+            self.perms[page] |= PERM_W
+        return pages
+
+    def _forget_code(self, start: int, end: int) -> None:
+        if self.code_pages:
+            for page in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+                self.code_pages.pop(page, None)
 
     def _check_range(self, start: int, end: int) -> None:
         if start < PAGE_SIZE or end > ADDRESS_LIMIT or end < start:
@@ -129,6 +171,11 @@ class GuestMemory:
 
     def write(self, addr: int, data: bytes) -> None:
         """Store bytes where the guest itself may write (raises GuestFault otherwise)."""
+        if self.code_pages and 0 <= addr < ADDRESS_LIMIT:
+            pages = self.code_written(addr, len(data))
+            if pages and self.on_unmap:         # the runtime writes over translated code
+                for page in pages:
+                    self.on_unmap(page << PAGE_SHIFT, (page + 1) << PAGE_SHIFT)
         self._check(addr, len(data), PERM_W)
         self.view[addr:addr + len(data)] = data
 

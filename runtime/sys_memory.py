@@ -157,7 +157,7 @@ def sys_mremap(m, old, old_len, new_len, flags, new_addr):
         return old
     grow = new_size - old_size
     if _in_space(old + old_size, grow) and _range_free(m, old + old_size, grow):
-        mem.map(old + old_size, grow, mem.perms[(old + old_size - 1) >> PAGE_SHIFT])
+        mem.map(old + old_size, grow, mem.real_perm((old + old_size - 1) >> PAGE_SHIFT))
         return old
     if not flags & MREMAP_MAYMOVE:
         raise _err(errno.ENOMEM)
@@ -174,7 +174,7 @@ def _move(m, old: int, old_size: int, dest: int, new_size: int) -> int:
     mem = m.mem
     keep = min(old_size, new_size)
     data = bytes(mem.view[old:old + keep])
-    perms = bytes(mem.perms[old >> PAGE_SHIFT:(old + keep) >> PAGE_SHIFT])
+    perms = bytes(mem.real_perm(p) for p in range(old >> PAGE_SHIFT, (old + keep) >> PAGE_SHIFT))
     mem.unmap(old, old_size)
     mem.map(dest, new_size, perms[-1])
     mem.view[dest:dest + keep] = data

@@ -24,6 +24,7 @@ from .decoder import Decoder
 from .knobs import Knobs
 from .lifter import Lifter, module_text
 from .persist import module_key
+from .state import PAGE_SHIFT
 
 VERSION = "0.1.0"
 
@@ -62,16 +63,24 @@ class Translator:
         self.lifter = Lifter(knobs)
         self.store = store                            # persist.ObjectStore, or None
         self.codegen = Codegen(knobs.opt, store)      # the optimising tier
-        # Only the region unit has a second tier: it is what merges hot blocks into regions.
-        self.tiered = tiered and knobs.opt > 0 and knobs.unit == "region"
+        self.tiered = tiered and knobs.opt > 0
         self.cold = Codegen(0, store) if self.tiered else self.codegen
         self.region_blocks = knobs.region
         self.max_insns = 1 if knobs.unit == "insn" else None
-        self.hot_region_blocks = 16          # -O2 time grows faster than linearly with size
+        # Hot code is recompiled by the optimising tier: as regions of up to 16 blocks (-O2
+        # time grows faster than linearly with size) when the unit is the region, else alone.
+        self.hot_region_blocks = 16 if knobs.unit == "region" else 1
         self.cache = BlockCache(cache_size, key=knobs.key())
         self.stats = Stats()
         self.hot_blocks = 0
         self._serial = itertools.count(1)
+        self.written_pages: set[int] = set()   # pages the guest has stored code into
+        # Routine replacement (knob routines=libc, translator/hle.py): guest address -> routine
+        # number, filled by the runtime from the program's symbols (add_routines); the code
+        # range and digest of each; and the addresses whose routine declined a call.
+        self.routines: dict[int, int] = {}
+        self.routine_spans: dict[int, tuple[int, str]] = {}
+        self.declined: set[int] = set()
 
     @property
     def codegens(self):
@@ -89,21 +98,30 @@ class Translator:
         """Blocks reachable from `address` by direct branches (breadth first). By default those
         not translated yet; `include(addr)` decides instead when given."""
         limit = max_blocks or self.region_blocks
+        if self.written_pages and (address >> PAGE_SHIFT) in self.written_pages:
+            limit = 1          # code that is rewritten: translate no more than what runs
+        written = self.written_pages
         if include is None:
             def include(a):
-                return a not in self.cache
+                return a not in self.cache and (a >> PAGE_SHIFT) not in written
         blocks, seen, todo = [], {address}, [address]
         while todo and len(blocks) < limit:
             addr = todo.pop(0)
             block = self.decoder.decode_block(self.fetch, addr, self.max_insns)
             blocks.append(block)
             for succ in block.successors():
-                if succ not in seen and include(succ) and self.fetch(succ, 1):
+                if succ not in seen and include(succ) and self.fetch(succ, 1) \
+                        and self.routine_at(succ) is None:
                     seen.add(succ)
                     todo.append(succ)
         return blocks
 
     def translate_region(self, address: int) -> list[Translation]:
+        if self.routine_at(address) is not None:
+            t = self.translate_routine(address)
+            if t is not None:
+                self.cache.put(t)
+                return [t]
         t0 = time.perf_counter()
         blocks = self.decode_region(address)
         self.stats.seconds_decode += time.perf_counter() - t0
@@ -111,6 +129,43 @@ class Translator:
         for t in out:
             self.cache.put(t)
         return out
+
+    # ---- routine replacement (hle) -------------------------------------------------------------
+    def add_routines(self, found) -> None:
+        """Replace the guest routines `found` (hle.Found, from hle.find_routines)."""
+        for f in found:
+            self.routines[f.address] = f.number
+            self.routine_spans[f.address] = (f.end, f.digest)
+
+    def routine_at(self, address: int) -> int | None:
+        """The number of the routine that replaces the guest code at `address`, if one does."""
+        if not self.routines or self.knobs.routines != "libc" or address in self.declined:
+            return None
+        return self.routines.get(address)
+
+    def translate_routine(self, address: int) -> Translation | None:
+        """The routine's host code as the translation of `address` (its code range included, so a
+        store into it invalidates it like any other); None, and declined for good, when the
+        guest's code there is no longer what was recognised."""
+        from . import hle
+        end, code_digest = self.routine_spans[address]
+        if hle.digest(self.fetch(address, end - address)) != code_digest:
+            self.declined.add(address)
+            return None
+        r = hle.ROUTINES[self.routines[address]]
+        name = hle.function_name(r)
+        key = self.key(f"hle {r.name}", self.codegen, [])
+        host = self.codegen.compile_keyed(key, lambda: hle.module_ir(r), [name])[name]
+        return Translation(address, end, host, 0, name, True, ((address, end),))
+
+    def decline(self, address: int) -> Translation:
+        """A routine could not do a call (Exit.DECLINE): from now on the guest's own code at
+        `address` runs; returns its translation."""
+        self.declined.add(address)
+        old = self.cache._lru.pop((address,) + self.cache.key, None)
+        if old is not None:
+            self.cache._unindex(old)
+        return self.lookup(address)
 
     def promote(self, address: int, executed) -> list[Translation]:
         """Compile the hot block at `address`, with the blocks around it that have run

@@ -56,6 +56,7 @@ class BlockCache:
         self._lru = _LRU(maxsize, self._evicted)
         self._by_page: dict[int, set] = {}
         self.on_evict = on_evict
+        self.on_put = None             # listener(t): a translation entered (SMC protection)
         self.hits = 0
         self.misses = 0
 
@@ -87,6 +88,12 @@ class BlockCache:
         self._lru[(t.address,) + self.key] = t
         for page in t.pages():
             self._by_page.setdefault(page, set()).add(t.address)
+        if self.on_put:
+            self.on_put(t)
+
+    def on_page(self, page: int) -> bool:
+        """Is there a translation of code on guest page `page`?"""
+        return bool(self._by_page.get(page))
 
     def invalidate_range(self, start: int, end: int) -> list[Translation]:
         """Drop every translation whose guest bytes overlap [start, end)."""

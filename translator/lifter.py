@@ -47,7 +47,7 @@ define internal i1 @chk(ptr %perm, i64 %a, i64 %n1, i8 %need) alwaysinline {{
   %v2 = load i8, ptr %p2
   %v = and i8 %v1, %v2
   %m = and i8 %v, %need
-  %ok = icmp ne i8 %m, 0
+  %ok = icmp eq i8 %m, %need
   ret i1 %ok
 }}
 """
@@ -67,6 +67,13 @@ class Unsupported(Exception):
 
 
 ALL_FLAGS = frozenset(FLAG_NAMES)
+
+# Instructions that read their memory destination, compute (flags included), then store: the
+# read checks for write permission too, so a store that would fault faults before anything
+# changes (a read-only page gets SIGSEGV with the flags as they were).
+READ_MODIFY_WRITE = frozenset(
+    "add adc sub sbb and or xor inc dec neg not shl shr sal sar rol ror rcl rcr shld shrd "
+    "xchg xadd cmpxchg bts btr btc".split())
 
 
 class _Retry(Exception):
@@ -135,6 +142,9 @@ class FunctionLifter:
         self.entry: list[str] = []
         self._ptrs: dict[tuple, str] = {}
         self.insn = None
+        self.index = 0                # of the current instruction in its block
+        self.end = 0                  # instructions the current block retires (counting)
+        self.costs = [0]              # modelled cycles of its first i instructions
         self.live = ALL_FLAGS         # flags live after the current instruction
 
     # ---- driving ---------------------------------------------------------------------------
@@ -156,9 +166,16 @@ class FunctionLifter:
             lives = flag_liveness(insns, self.stop)
         else:
             lives = [ALL_FLAGS] * len(insns)
+        knobs = self.lifter.knobs
+        if knobs.trace:
+            self._trace_room(len(insns))
+        if knobs.counting:
+            self._retire_count()
         for i, insn in enumerate(insns):
-            self.insn = insn
+            self.insn, self.index = insn, i
             self.live = lives[i]
+            if knobs.trace:
+                self._trace_insn(insn.address)
             rule = insn.rule
             if rule is not None:
                 self._rewrite(insn, rule)
@@ -181,6 +198,63 @@ class FunctionLifter:
                 b.stmt(f"ret i32 {r}")
             else:
                 self.goto(self.block.end)
+
+    # ---- counters and trace (knobs count/clock and --trace) ---------------------------------
+    def _retired(self) -> int:
+        """How many of the block's instructions retire when it runs to its end: all but one
+        that faults (ud2, a privileged instruction) or has no semantics; a trap (int3) retires."""
+        for i, insn in enumerate(self.block.insns):
+            rule = insn.rule
+            if rule is not None and rule.action == "fault":
+                return i + 1 if rule.after else i
+            if rule is None and (SEMANTICS.get(insn.mnemonic) is None or insn.bad_operands
+                                 or i == self.stop):
+                return i
+        return len(self.block.insns)
+
+    def _retire_count(self) -> None:
+        """On entry to a block, count what it retires: every exit is then exact, and a fault
+        in the middle takes back what did not retire (``_unretire``)."""
+        from .costs import cost
+        self.end = end = self._retired()
+        self.costs = [0]
+        for insn in self.block.insns[:end]:
+            self.costs.append(self.costs[-1] + cost(insn))
+        self._bump("icount", end)
+        self._bump("cycles", self.costs[end])
+
+    def _unretire(self, index: int) -> None:
+        """A fault at instruction `index`: it and those after it did not retire."""
+        if self.lifter.knobs.counting and index < self.end:
+            self._bump("icount", index - self.end)
+            self._bump("cycles", self.costs[index] - self.costs[self.end])
+
+    def _bump(self, field: str, n: int) -> None:
+        if n:
+            b, p = self.b, self.ptr(field)
+            v = b.emit(f"load i64, ptr {p}")
+            b.stmt(f"store i64 {b.emit(f'add i64 {v}, {const(n, 64)}')}, ptr {p}")
+
+    def _trace_room(self, n: int) -> None:
+        """Leave for the runtime (Exit.TRACE) when the trace buffer cannot take `n` more."""
+        b = self.b
+        used = b.emit(f"load i64, ptr {self.ptr('trace_n')}")
+        cap = b.emit(f"load i64, ptr {self.ptr('trace_cap')}")
+        after = b.emit(f"add i64 {used}, {n}")
+        full = b.emit(f"icmp ugt i64 {after}, {cap}")
+        room, out = b.new_label("room"), b.new_label("trace_full")
+        b.stmt(f"br i1 {full}, label %{out}, label %{room}, !prof !1")
+        b.label(out)
+        self._exit_at(self.block.start, Exit.TRACE)
+        b.label(room)
+
+    def _trace_insn(self, address: int) -> None:
+        b = self.b
+        used = b.emit(f"load i64, ptr {self.ptr('trace_n')}")
+        buf = b.emit(f"load i64, ptr {self.ptr('trace_buf')}")
+        at = b.emit(f"add i64 {buf}, {b.emit(f'shl i64 {used}, 3')}")
+        b.stmt(f"store i64 {const(address, 64)}, ptr {b.emit(f'inttoptr i64 {at} to ptr')}")
+        b.stmt(f"store i64 {b.emit(f'add i64 {used}, 1')}, ptr {self.ptr('trace_n')}")
 
     def _rewrite(self, insn, rule) -> None:
         b = self.b
@@ -254,6 +328,26 @@ class FunctionLifter:
 
     def set_xmm(self, index: int, value: str) -> None:
         self.b.stmt(f"store i128 {value}, ptr {self.ptr('xmm', index)}, align 8")
+
+    def get_mm(self, index: int) -> str:
+        """An MMX register as i64: mmI is the low 64 bits of the x87 physical register RI."""
+        return self.b.emit(f"load i64, ptr {self.ptr('st', index)}, align 8")
+
+    def set_mm(self, index: int, value: str) -> None:
+        """Write mmI (i64): RI's exponent and sign become all ones, and the x87 state enters
+        MMX mode (enter_mmx). Semantics write last, so a faulting instruction changes nothing."""
+        p = self.ptr("st", index)
+        self.b.stmt(f"store i64 {value}, ptr {p}, align 8")
+        hi = self.b.emit(f"getelementptr i8, ptr {p}, i64 8")
+        self.b.stmt(f"store i16 -1, ptr {hi}, align 8")
+        self.enter_mmx()
+
+    def enter_mmx(self, empty: bool = False) -> None:
+        """What every MMX instruction does to the x87 state: TOP = 0 and every register valid
+        (abridged tag 0xFF); emms (`empty`) marks them all empty instead. Instructions that only
+        read an mm register call it after their other effects."""
+        self.b.stmt(f"store i8 0, ptr {self.ptr('fpu_top')}")
+        self.b.stmt(f"store i8 {0 if empty else -1}, ptr {self.ptr('fpu_tag')}")
 
     # ---- vectors ----
     def vec(self, value: str, vty: str) -> str:
@@ -329,13 +423,14 @@ class FunctionLifter:
         good, bad = b.new_label("ok"), b.new_label("fault")
         b.stmt(f"br i1 {ok}, label %{good}, label %{bad}, !prof !0")
         b.label(bad)
+        self._unretire(self.index)
         r = b.emit(f"call i32 @fault(ptr %st, i64 {const(self.insn.address, 64)}, i64 {addr}, "
                    f"i32 {signal})")
         b.stmt(f"ret i32 {r}")
         b.label(good)
 
-    def load(self, addr: str, size: int) -> str:
-        p = self.host_ptr(addr, size, PERM_R)
+    def load(self, addr: str, size: int, need: int = PERM_R) -> str:
+        p = self.host_ptr(addr, size, need)
         return self.b.emit(f"load i{size * 8}, ptr {p}, align 1")
 
     def store(self, addr: str, value: str, size: int) -> None:
@@ -351,7 +446,10 @@ class FunctionLifter:
             return self.get_xmm(op.reg)
         if op.kind == "imm":
             return const(op.imm, bits or op.size * 8)
-        return self.load(self.ea(op), op.size)
+        need = PERM_R
+        if op is self.insn.ops[0] and self.insn.mnemonic in READ_MODIFY_WRITE:
+            need |= PERM_W       # fault before any state (flags) changes if it cannot be written
+        return self.load(self.ea(op), op.size, need)
 
     def write(self, op, value: str) -> None:
         if op.kind == "reg":
@@ -410,9 +508,22 @@ class FunctionLifter:
         self.set_flag("af", self.bit(x, bits, 4))
 
     def flags_logic(self, res: str, bits: int) -> None:
+        """CF OF SF ZF PF as and/or/xor/test set them; AF (undefined) is cleared by the host."""
         self.set_flag("cf", "0")
         self.set_flag("of", "0")
         self.flags_szp(res, bits)
+        self.set_undefined("af", "0")
+
+    def set_undefined(self, names: str, value) -> None:
+        """Flags the manual leaves undefined, set as the reference CPU does -- only at the exact
+        flag model (datapath); at the other levels nothing is emitted and they keep their value.
+        `names` is one flag or several ("cf of sf af"); `value` an i1, "0" / "1", or a function
+        making the i1 (called once per flag, only when one is stored)."""
+        if not self.lifter.exact_flags:
+            return
+        for name in names.split():
+            if self.wants(name):
+                self.set_flag(name, value() if callable(value) else value)
 
     def add_with_flags(self, a: str, c: str, bits: int, carry: str | None = None) -> str:
         """a + c (+ carry as i1); sets CF OF SF ZF AF PF as add/adc do."""

@@ -115,8 +115,9 @@ class Exit:
     HOT = 7           # dispatcher: the cold block at rip just became hot (not yet run this time)
     TRACE = 8         # the trace buffer cannot hold the next block: rip is that block's start
     SMC = 9           # a store would write into translated code: fault_addr is where, rip the store
+    DECLINE = 10      # a replaced routine (hle) cannot do this call: rip is the routine, unchanged
     NAMES = {0: "continue", 1: "miss", 2: "syscall", 3: "helper", 4: "fault", 5: "budget",
-             6: "unsupported", 7: "hot", 8: "trace", 9: "smc"}
+             6: "unsupported", 7: "hot", 8: "trace", 9: "smc", 10: "decline"}
 
 
 SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV = 4, 5, 7, 8, 11

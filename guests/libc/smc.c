@@ -1,0 +1,97 @@
+/* smc: self-modifying code, every way a guest does it. Each case prints what the new code
+ * returned; natively every value is the new code's, so a translator that runs stale
+ * translations prints something else.
+ *   1. a JIT buffer mapped read-write-execute, rewritten and called again and again;
+ *   2. W^X: write code into a read-write buffer, mprotect it executable, call; repeat;
+ *   3. a store into the immediate of the very next instruction (same block, own text page);
+ *   4. a function called until it is hot, then rewritten. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+typedef int (*fn_t)(void);
+
+static void emit_return(unsigned char *p, int value)
+{
+    p[0] = 0xb8;                       /* mov eax, imm32 */
+    memcpy(p + 1, &value, 4);
+    p[5] = 0xc3;                       /* ret */
+    __builtin___clear_cache((char *)p, (char *)p + 6);
+}
+
+static long rwx_buffer(void)
+{
+    unsigned char *buf = mmap(0, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    long sum = 0;
+    for (int i = 0; i < 100; i++) {
+        emit_return(buf, i * 3);
+        sum += ((fn_t)buf)();
+    }
+    munmap(buf, 4096);
+    return sum;
+}
+
+static long write_xor_execute(void)
+{
+    unsigned char *buf = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    long sum = 0;
+    for (int i = 0; i < 50; i++) {
+        mprotect(buf, 4096, PROT_READ | PROT_WRITE);
+        emit_return(buf, 1000 + i);
+        mprotect(buf, 4096, PROT_READ | PROT_EXEC);
+        sum += ((fn_t)buf)();
+    }
+    munmap(buf, 4096);
+    return sum;
+}
+
+/* Stores `v` into the immediate of the instruction right after the store. */
+__attribute__((noinline, aligned(64))) static int patch_next(int v)
+{
+    int r;
+    __asm__ volatile("movl %1, 1f+1(%%rip)\n\t"
+                     "1: movl $0, %%eax\n\t"
+                     : "=a"(r) : "r"(v) : "memory");
+    return r;
+}
+
+static long next_instruction(void)
+{
+    uintptr_t page = (uintptr_t)patch_next & ~(uintptr_t)4095;
+    if (mprotect((void *)page, 8192, PROT_READ | PROT_WRITE | PROT_EXEC) != 0) {
+        perror("mprotect");
+        return -1;
+    }
+    long sum = 0;
+    for (int v = 1; v <= 60; v++)
+        sum += patch_next(v) * (long)v;
+    return sum;
+}
+
+static long hot_then_rewritten(void)
+{
+    unsigned char *buf = mmap(0, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    long sum = 0;
+    for (int round = 0; round < 4; round++) {
+        emit_return(buf, round * 7 + 1);
+        for (int i = 0; i < 5000; i++)
+            sum += ((fn_t)buf)();
+        printf("  round %d: sum %ld\n", round, sum);
+    }
+    munmap(buf, 4096);
+    return sum;
+}
+
+int main(void)
+{
+    printf("rwx buffer: %ld\n", rwx_buffer());
+    printf("w^x buffer: %ld\n", write_xor_execute());
+    printf("next instruction: %ld\n", next_instruction());
+    printf("hot then rewritten:\n");
+    printf("  total %ld\n", hot_then_rewritten());
+    return 0;
+}
