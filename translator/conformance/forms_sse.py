@@ -8,7 +8,11 @@ its destination and source (``f32 f64 i8 i16 i32 i64``); inputs are that type's 
 payloads, values at the integer-conversion limits, sign-bit byte patterns) crossed pairwise,
 destination lane against source lane, several pairs to a register, plus seeded random values
 (zlib.crc32 of the form text). Conversions that round by MXCSR.RC run under all four rounding
-modes; everything else under the default MXCSR with random exception flags::
+modes; everything else under the default MXCSR with random exception flags. At datapath (the
+exact flag model, where the host runs the floating-point instructions under the guest's MXCSR)
+each vector of a floating-point form is also run under a non-default MXCSR, cycling through the
+rounding modes with and without DAZ and FTZ (the lower levels round to nearest and ignore
+DAZ/FTZ, see translator/semantics/sse_fp.py)::
 
     host, jit = HostCPU(), JitCPU()
     result = check(host, jit, ALL_FORMS[0])     # addps xmm1, xmm2: a harness.Result
@@ -62,6 +66,11 @@ EDGES = {
             (1 << 64) - 1],
 }
 WIDTH = {"f32": 32, "f64": 64, "i8": 8, "i16": 16, "i32": 32, "i64": 64, "cnt": 64}
+# The floating-point forms: their results depend on MXCSR.RC, DAZ and FTZ.
+FLOATING = re.compile(r"^(add|sub|mul|div|min|max|sqrt|rcp|rsqrt|cmp|u?comis|cvt)")
+# (RC, DAZ, FTZ) as MXCSR bits, every combination but the default
+MODES = [rc << 13 | daz << 6 | ftz << 15 for daz in (1, 0) for ftz in (1, 0) for rc in range(4)
+         if rc or daz or ftz]
 SUFFIX_LANES = {"ps": "f32", "pd": "f64", "ss": "f32", "sd": "f64"}
 INT_LANES = {"b": "i8", "w": "i16", "d": "i32", "q": "i64"}
 
@@ -231,8 +240,9 @@ def _lanes(value: int, width: int, lanes: dict[int, int]) -> int:
     return value
 
 
-def vectors(form: SSEForm, seed: int):
-    """(regs, rflags, mem, xmm, mxcsr) tuples: edge pairs spread over the lanes, then random."""
+def vectors(form: SSEForm, seed: int, modes: bool = False):
+    """(regs, rflags, mem, xmm, mxcsr) tuples: edge pairs spread over the lanes, then random.
+    `modes`: a floating-point form's vectors run once more under a non-default MXCSR each."""
     rng = random.Random(seed)
     slots = form.slots
     kinds = [k for _, k in slots]
@@ -251,7 +261,8 @@ def vectors(form: SSEForm, seed: int):
     groups += [[tuple(rng.getrandbits(WIDTH[k]) for k in kinds) for _ in range(nlanes)]
                for _ in range(24)]
     out = []
-    for group in groups:
+    modes = modes and FLOATING.match(form.mnemonic) is not None
+    for k, group in enumerate(groups):
         regs = {n: rng.getrandbits(64) for n in GPR_NAMES if n != "rsp"}
         regs["rbx"] = 0                      # the memory operand is [rbx + offset]
         xmm = {i: rng.getrandbits(128) for i in range(16)}
@@ -276,6 +287,9 @@ def vectors(form: SSEForm, seed: int):
         for rc in (range(4) if form.rc else (0,)):
             out.append((dict(regs), random_flags(rng), bytes(mem), dict(xmm),
                         mxcsr & ~0x6000 | rc << 13))
+        if modes:
+            out.append((dict(regs), random_flags(rng), bytes(mem), dict(xmm),
+                        mxcsr & 0x1FBF | MODES[k % len(MODES)]))
     return out
 
 
@@ -288,4 +302,4 @@ def form_of(case) -> Form:
 
 def check(host: HostCPU, jit: JitCPU, case) -> Result:
     """Run one form of ALL_FORMS on both CPUs with its vectors (seeded by the form text)."""
-    return check_form(host, jit, case, vectors(case, zlib.crc32(case.text.encode())))
+    return check_form(host, jit, case, vectors(case, zlib.crc32(case.text.encode()), jit.exact))

@@ -14,20 +14,27 @@ quieted, else the "default NaN" (negative quiet NaN) that invalid operations (0*
 sqrt(-1)) produce. min/max return the second operand when either is NaN or both are zero, exactly
 (fcmp + select, not llvm.minnum).
 
+At datapath (the exact flag model, ``L.lifter.exact_flags``) every instruction here but rcp/rsqrt
+runs on the host CPU under the guest's MXCSR (``on_host``, translator/semantics/hostexec.py): the
+result, comis's RFLAGS and the exception flags (MXCSR bits 0-5, sticky) are the hardware's, under
+the guest's rounding control, DAZ and FTZ; an exception the guest left unmasked raises SIGFPE at
+the instruction with the destination unchanged. At the other levels the IR below computes them:
+
 Rounding: the conversions that round to an integer (cvtss2si, cvtsd2si, cvtps2dq, cvtpd2dq) honour
 MXCSR.RC (bits 13-14) by choosing among roundeven/floor/ceil/trunc; out-of-range and NaN inputs
-give the "integer indefinite" value (the sign bit alone). Limitations, documented rather than
-modelled: arithmetic and the inexact conversions between floating formats or from 64-bit integers
-(cvtsd2ss, cvtpd2ps, cvtsi2ss, cvtsi2sd of a 64-bit integer, cvtdq2ps) always round to nearest;
-MXCSR.DAZ/FTZ (denormals-are-zero, flush-to-zero) are ignored; the exception flags (MXCSR bits
-0-5) are never set. The differential tests use the default MXCSR (0x1F80) for those.
+give the "integer indefinite" value (the sign bit alone). Limitations below datapath, documented
+rather than modelled: arithmetic and the inexact conversions between floating formats or from
+64-bit integers (cvtsd2ss, cvtpd2ps, cvtsi2ss, cvtsi2sd of a 64-bit integer, cvtdq2ps) always
+round to nearest; MXCSR.DAZ/FTZ (denormals-are-zero, flush-to-zero) are ignored; the exception
+flags (MXCSR bits 0-5) are never set and unmasked exceptions never fault. The differential tests
+use the default rounding for those below datapath.
 """
 from __future__ import annotations
 
 import struct
 
 from ..irbuilder import const
-from . import semantic
+from . import hostexec, semantic
 from .sse import PD, PS, Lanes, call, merge_low, shuffle, source, splat, unsupported, xmm
 
 # suffix -> (lanes, scalar?)
@@ -51,6 +58,15 @@ def fsource(L, op, t: Lanes, scalar: bool) -> str:
     """The second operand as i128: a scalar memory operand is one lane (capstone's size is not
     trusted: it says xmmword for comisd)."""
     return source(L, op, t.bits // 8 if scalar else 16)
+
+
+def on_host(L, insn, src: str, text: str | None = None) -> None:
+    """The datapath path (exact flags): the host runs the instruction (or `text`) on the
+    destination's value and `src` (i128) under the guest's MXCSR (translator/semantics/
+    hostexec.py); the whole result register is the host's."""
+    dst = insn.ops[0]
+    text = text or insn.mnemonic
+    L.set_xmm(dst.reg, hostexec.xmm_op(L, f"{text} $2, $0", xmm(L, dst), src))
 
 
 def finish(L, dst, t: Lanes, scalar: bool, r: str, old: str) -> None:
@@ -88,6 +104,8 @@ ARITH = {"add": "fadd", "sub": "fsub", "mul": "fmul", "div": "fdiv"}
 def farith(L, insn):
     t, scalar = form(insn)
     dst, src = insn.ops
+    if L.lifter.exact_flags:
+        return on_host(L, insn, fsource(L, src, t, scalar))
     old = xmm(L, dst)
     a, c = L.vec(old, t.vt), L.vec(fsource(L, src, t, scalar), t.vt)
     r = L.b.emit(f"{ARITH[insn.mnemonic[:3]]} {t.vt} {a}, {c}")
@@ -99,6 +117,8 @@ def fminmax(L, insn):
     """a < b ? a : b (max: a > b); the second operand for NaNs and for two zeros."""
     t, scalar = form(insn)
     dst, src = insn.ops
+    if L.lifter.exact_flags:
+        return on_host(L, insn, fsource(L, src, t, scalar))
     old = xmm(L, dst)
     a, c = L.vec(old, t.vt), L.vec(fsource(L, src, t, scalar), t.vt)
     pred = "olt" if insn.mnemonic.startswith("min") else "ogt"
@@ -111,6 +131,8 @@ def fminmax(L, insn):
 def fsqrt(L, insn):
     t, scalar = form(insn)
     dst, src = insn.ops
+    if L.lifter.exact_flags:
+        return on_host(L, insn, fsource(L, src, t, scalar))
     old = xmm(L, dst)
     c = L.vec(fsource(L, src, t, scalar), t.vt)
     r = call(L, f"llvm.sqrt.{t.mangle}", t.vt, (t.vt, c))
@@ -134,6 +156,9 @@ def fcmp(L, insn):
         predicate = list(CMP.values())[insn.ops[2].imm & 7]
     else:
         predicate = CMP[insn.mnemonic[3:-2]]
+    if L.lifter.exact_flags:
+        name = next(k for k, v in CMP.items() if v == predicate)
+        return on_host(L, insn, fsource(L, src, t, scalar), f"cmp{name}{insn.mnemonic[-2:]}")
     old = xmm(L, dst)
     a, c = L.vec(old, t.vt), L.vec(fsource(L, src, t, scalar), t.vt)
     i = INTS[t.bits]
@@ -154,6 +179,14 @@ def comis(L, insn):
     and ucomis differ only in which NaNs raise the invalid exception, not modelled.)"""
     t = PS if insn.mnemonic.endswith("ss") else PD
     dst, src = insn.ops
+    if L.lifter.exact_flags:        # the host's RFLAGS (lahf, seto) as MXCSR.DAZ makes them
+        x = hostexec.as_xmm(L, xmm(L, dst))
+        y = hostexec.as_xmm(L, source(L, src, t.bits // 8))
+        f = hostexec.run(L, f"{insn.mnemonic} $2, $1\\0Alahf\\0Aseto %al", ("i16", "={ax}"),
+                         (hostexec.XMM, x, "x"), (hostexec.XMM, y, "x"))
+        for name, bit in (("zf", 14), ("pf", 10), ("cf", 8), ("sf", 15), ("af", 12), ("of", 0)):
+            L.set_flag(name, L.bit(f, 16, bit))
+        return
     a = lane0(L, xmm(L, dst), t)
     c = lane0(L, source(L, src, t.bits // 8), t)
     unord = L.b.emit(f"fcmp uno {t.ety} {a}, {c}")
@@ -200,8 +233,12 @@ def to_int(L, t: Lanes, v: str, bits: int, rounding: bool) -> tuple[Lanes, str]:
 def cvt_to_gpr(L, insn):
     t = PS if insn.mnemonic[-4] == "s" else PD        # cvt(t)ss2si / cvt(t)sd2si
     dst, src = insn.ops
-    v = L.vec(source(L, src, t.bits // 8), t.vt)
     bits = dst.size * 8
+    if L.lifter.exact_flags:
+        v = hostexec.as_xmm(L, source(L, src, t.bits // 8))
+        return L.write(dst, hostexec.run(L, f"{insn.mnemonic} $1, $0", (f"i{bits}", "=r"),
+                                         (hostexec.XMM, v, "x")))
+    v = L.vec(source(L, src, t.bits // 8), t.vt)
     i, r = to_int(L, t, v, bits, rounding=not insn.mnemonic.startswith("cvtt"))
     L.write(dst, L.b.emit(f"extractelement {i.vt} {r}, i64 0"))
 
@@ -210,6 +247,8 @@ def cvt_to_gpr(L, insn):
 def cvt_to_dq(L, insn):
     t = PS if "ps" in insn.mnemonic else PD
     dst, src = insn.ops
+    if L.lifter.exact_flags:
+        return on_host(L, insn, source(L, src))
     v = L.vec(source(L, src), t.vt)
     i, r = to_int(L, t, v, 32, rounding=not insn.mnemonic.startswith("cvtt"))
     if t.n == 2:                       # two dwords, the high qword zeroed
@@ -224,6 +263,12 @@ def cvt_from_gpr(L, insn):
     if src.kind == "xmm":
         unsupported("cvtsi2s* takes a general register or memory")
     bits = src.size * 8
+    if L.lifter.exact_flags:
+        text = f"{insn.mnemonic}{'q' if bits == 64 else 'l'} $2, $0"
+        old = hostexec.as_xmm(L, xmm(L, dst))
+        r = hostexec.run(L, text, (hostexec.XMM, "=x"), (hostexec.XMM, old, "0"),
+                         (f"i{bits}", L.read(src), "r"))
+        return L.set_xmm(dst.reg, L.b.emit(f"bitcast {hostexec.XMM} {r} to i128"))
     f = L.b.emit(f"sitofp i{bits} {L.read(src)} to {t.ety}")
     old = xmm(L, dst)
     r = L.b.emit(f"insertelement {t.vt} {L.vec(old, t.vt)}, {t.ety} {f}, i64 0")
@@ -235,6 +280,8 @@ def cvt_from_dq(L, insn):
     t = PS if insn.mnemonic.endswith("ps") else PD
     dst, src = insn.ops
     i = INTS[32]
+    if L.lifter.exact_flags:
+        return on_host(L, insn, source(L, src, 16 if t.n == 4 else 8))
     v = L.vec(source(L, src, 16 if t.n == 4 else 8), i.vt)
     if t.n == 2:
         v = shuffle(L, i, v, v, (0, 1))
@@ -276,6 +323,8 @@ def cvt_float(L, insn):
     frm, to = (PS, PD) if m in ("cvtss2sd", "cvtps2pd") else (PD, PS)
     dst, src = insn.ops
     size = frm.bits // 8 if scalar else (8 if frm is PS else 16)
+    if L.lifter.exact_flags:
+        return on_host(L, insn, source(L, src, size))
     v = L.vec(source(L, src, size), frm.vt)
     two = Lanes(2, frm.ety, frm.bits)
     if frm is PS:

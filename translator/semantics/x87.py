@@ -23,17 +23,28 @@ Integer stores (fist, fistp, fisttp) and frndint round by CW.RC explicitly; an
 integer store out of range or of a NaN writes the integer indefinite (the sign bit alone).
 fldpi/fldl2e/fldl2t/fldlg2/fldln2 round their constant by CW.RC as the hardware does.
 
-Limitations, documented rather than modelled: exceptions are never delivered (unmasking one in
-the CW has no effect); stack overflow and underflow are not detected (a valid program never meets
-them: an empty register reads as its stale contents); FIP/FDP/FOP are stored as zero by
-fnstenv/fnsave/fxsave; the exception flags after memory-operand arithmetic are those of the
-converted operand (DE and IE of the load are lost).
+At datapath (the exact flag model) the loads fld m32/m64, the memory-operand arithmetic, the
+compares (fcom, fucom, ficom, ftst, fcomi, fucomi and their popping forms), the integer stores
+and frndint run on the host too, so that every exception flag (IE..PE, with DE and IE of a memory
+operand) and C0-C3 are the hardware's. An exception flagged while its mask bit is clear in the CW
+sets ES and B, and the next waiting x87 instruction (all but the fn* forms and fxsave/fxrstor)
+raises SIGFPE before doing anything, as Linux delivers #MF (``x87_semantic``).
+
+Limitations, documented rather than modelled: below datapath exceptions are never delivered
+(unmasking one in the CW has no effect); at datapath the instruction that raises an unmasked
+exception still writes the masked response (the hardware leaves the destination alone for IE, DE
+and ZE, and scales the result for OE and UE); stack overflow and underflow are not detected (a
+valid program never meets them: an empty register reads as its stale contents); FIP/FDP/FOP are stored as zero by
+fnstenv/fnsave/fxsave; below datapath the exception flags after memory-operand arithmetic are
+those of the converted operand (DE and IE of the load are lost), and fld, the compares, the
+integer stores and frndint set none.
 """
 from __future__ import annotations
 
+import functools
 
 from ..irbuilder import const
-from ..state import FPU_CW_DEFAULT, PERM_R, PERM_W, SIGSEGV
+from ..state import FPU_CW_DEFAULT, PERM_R, PERM_W, SIGFPE, SIGSEGV
 from . import semantic
 from .sse import check_aligned, unsupported
 
@@ -41,12 +52,41 @@ F80 = "x86_fp80"
 C0, C1, C2, C3 = 0x100, 0x200, 0x400, 0x4000
 CCS = C0 | C1 | C2 | C3
 EXCEPTIONS = 0x3F
+ES_B = 0x8080                            # the error summary and busy bits of the status word
 ESC = range(0xD8, 0xE0)
 INDEFINITE = 0xFFFFC000000000000000      # the x87 "real indefinite": negative quiet NaN
 TWO63 = 0x403E8000000000000000           # 2**63 as an 80-bit real
 ONE = 0x3FFF8000000000000000
 FLOAT = {4: "float", 8: "double"}
+SUFFIX = {4: "s", 8: "l"}                # AT&T suffix of an m32 / m64 real operand
+INT_SUFFIX = {2: "s", 4: "l", 8: "ll"}   # ... of an m16 / m32 / m64 integer operand
 ASM_CLOBBERS = "~{dirflag},~{fpsr},~{flags}"
+
+
+# ---- waiting instructions --------------------------------------------------------------------
+# The x87 instructions that do not first check for a pending unmasked exception (the "no-wait"
+# forms and the FXSAVE image moves); every other one raises it (#MF, SIGFPE) before doing anything.
+NO_WAIT = frozenset({"fninit", "fnclex", "fnstcw", "fnstsw", "fnstenv", "fnsave", "fxsave",
+                     "fxsave64", "fxrstor", "fxrstor64"})
+
+
+def x87_semantic(*mnemonics: str, **flags):
+    """``@semantic`` for the x87 family. With exact flags (datapath) a waiting instruction
+    first delivers a pending exception: an exception flag of the status word whose mask bit is
+    clear in the control word raises SIGFPE at this instruction, as Linux delivers #MF."""
+    def register(fn):
+        @functools.wraps(fn)
+        def run(L, insn):
+            if L.lifter.exact_flags and insn.mnemonic not in NO_WAIT:
+                sw = L.b.emit(f"load i16, ptr {L.ptr('fpu_sw')}")
+                pending = L.op("and", 16, L.op("and", 16, sw, L.op("xor", 16, _cw(L), "-1")),
+                               str(EXCEPTIONS))
+                L.branch_or_fault(L.icmp("eq", 16, pending, "0"), SIGFPE,
+                                  const(insn.address, 64))
+            return fn(L, insn)
+        semantic(*mnemonics, **flags)(run)
+        return fn
+    return register
 
 
 # ---- the register stack -----------------------------------------------------------------------
@@ -108,6 +148,11 @@ def set_sw(L, bits: str = "0", mask: int = C1, exceptions: str | None = None) ->
         sw = L.op("or", 16, sw, L.op("and", 16, bits, str(mask)))
     if exceptions is not None:
         sw = L.op("or", 16, sw, L.op("and", 16, exceptions, str(EXCEPTIONS)))
+        if L.lifter.exact_flags:
+            # An unmasked exception flagged: ES and B set, SIGFPE at the next waiting instruction
+            unmasked = L.op("and", 16, sw, L.op("xor", 16, _cw(L), "-1"))
+            pending = L.icmp("ne", 16, L.op("and", 16, unmasked, str(EXCEPTIONS)), "0")
+            sw = L.op("or", 16, sw, L.select(pending, 16, str(ES_B), "0"))
     L.b.stmt(f"store i16 {sw}, ptr {p}")
 
 
@@ -199,6 +244,8 @@ SHAPES = {
     "pop": (1, "={st},=&{ax},{st},{st(1)},~{st(1)}"),
     "push": (2, "={st},={st(1)},=&{ax},0"),
     "store": (0, "=&{ax},{st},~{st}"),
+    "load": (1, "={st},=&{ax}"),
+    "compare": (0, "=&{ax},{st},{st(1)},~{st},~{st(1)}"),
 }
 # The function's x87 scratch slot: the guest's control word at byte 0, the host's saved at byte 2,
 # a value stored by the instruction at byte 8.
@@ -210,13 +257,22 @@ def _slot(L) -> str:
     return L.slot("x87", SLOT_TYPE)
 
 
-def native(L, text: str, shape: str, *args: str, status: bool = True) -> tuple[list[str], str]:
+def _slot_value(L) -> str:
+    """Pointer to the slot's value field (what "{slot}" + SLOT_VALUE addresses in native's asm)."""
+    return L.b.emit(f"getelementptr i8, ptr {_slot(L)}, i64 {SLOT_VALUE}")
+
+
+def native(L, text: str, shape: str, *args: str, status: bool = True,
+           memory: tuple[str, int] | None = None) -> tuple[list[str], str]:
     """Run the host x87 instruction `text` (AT&T syntax; "{slot}" in it is the scratch slot's
     address register) on x86_fp80 `args` under the guest's control word (its precision and
     rounding control; every exception masked), the host's restored after; its results (ST(0)
     first) and the status word it leaves in ax (exceptions cleared before it). status=False:
-    `text` leaves the status word in ax itself."""
+    `text` leaves the status word in ax itself. memory=(value, bytes): an operand stored in the
+    slot's value field first (`text` addresses it as SLOT_VALUE({slot}))."""
     n, constraints = SHAPES[shape]
+    if memory is not None:
+        L.b.stmt(f"store i{memory[1] * 8} {memory[0]}, ptr {_slot_value(L)}")
     parts = constraints.split(",")
     operands = [c for c in parts if not c.startswith("~")]
     clobbers = [c for c in parts if c.startswith("~")]
@@ -246,12 +302,18 @@ ROUNDED = {"fldpi": (0x4000C90FDAA22168C235, 0x4000C90FDAA22168C234),
 L2T = (0x4000D49A784BCD1B8AFE, 0x4000D49A784BCD1B8AFF)
 
 
-@semantic("fld", "fild", "fldz", "fld1", "fldpi", "fldl2e", "fldl2t", "fldlg2", "fldln2")
+@x87_semantic("fld", "fild", "fldz", "fld1", "fldpi", "fldl2e", "fldl2t", "fldlg2", "fldln2")
 def fld(L, insn):
     m = insn.mnemonic
     op = mem_op(insn)
     if m == "fild":
         v, ty = load_int(L, op), F80
+    elif m == "fld" and op is not None and op.size != 10 and L.lifter.exact_flags:
+        (v,), sw = native(L, f"fld{SUFFIX[op.size]} {SLOT_VALUE}({{slot}})", "load",
+                          memory=(L.load(L.ea(op), op.size), op.size))
+        push(L, v)
+        set_sw(L, "0", C1, sw)          # IE for a signalling NaN, DE for a denormal
+        return
     elif m == "fld" and op is not None:
         v, ty = (L.load(L.ea(op), 10), "i80") if op.size == 10 else (load_real(L, op), F80)
     elif m == "fld":
@@ -279,7 +341,7 @@ def roundup(L, r: str, x: str) -> str:
     return L.select(up, 16, str(C1), "0")
 
 
-@semantic("fst", "fstp")
+@x87_semantic("fst", "fstp")
 def fst(L, insn):
     """fst m32/m64 runs the host's fstp under the guest's CW: rounded by CW.RC (CW.PC does not
     apply to stores), with the hardware's C1, NaN quieting and exception flags."""
@@ -340,10 +402,19 @@ def round_int(L, x: str, rc: str) -> str:
     return b.emit(f"select i1 {unnormal}, {F80} {fconst(INDEFINITE)}, {F80} {r}")
 
 
-@semantic("fist", "fistp", "fisttp")
+@x87_semantic("fist", "fistp", "fisttp")
 def fist(L, insn):
     op = mem_op(insn)
     n = op.size * 8
+    if L.lifter.exact_flags:        # the host's store: its rounding, C1 and exception flags
+        op_name = "fisttp" if insn.mnemonic == "fisttp" else "fistp"
+        _, sw = native(L, f"{op_name}{INT_SUFFIX[op.size]} {SLOT_VALUE}({{slot}})", "store",
+                       get(L, 0))
+        L.store(L.ea(op), L.b.emit(f"load i{n}, ptr {_slot_value(L)}"), op.size)
+        set_sw(L, sw, C1, sw)
+        if insn.mnemonic != "fist":
+            pop(L)
+        return
     x = get(L, 0)
     rc = "3" if insn.mnemonic == "fisttp" else _rc(L)
     r = round_int(L, x, rc)
@@ -367,15 +438,20 @@ def _f80(value: int) -> int:
     return sign | (16383 + e) << 64 | (m << (63 - e))
 
 
-@semantic("frndint")
+@x87_semantic("frndint")
 def frndint(L, insn):
+    if L.lifter.exact_flags:
+        (r,), sw = native(L, "frndint", "unary", get(L, 0))
+        put(L, 0, r)
+        set_sw(L, sw, C1, sw)
+        return
     x = get(L, 0)
     r = round_int(L, x, _rc(L))
     put(L, 0, r)
     set_sw(L, roundup(L, r, x))
 
 
-@semantic("fxch")
+@x87_semantic("fxch")
 def fxch(L, insn):
     i = st_index(insn)
     a, c = get(L, 0, "i80"), get(L, i, "i80")
@@ -388,7 +464,7 @@ FCMOV_CC = {"b": "b", "e": "e", "be": "be", "u": "p", "nb": "ae", "ne": "ne", "n
             "nu": "np"}
 
 
-@semantic("fcmovb", "fcmove", "fcmovbe", "fcmovu", "fcmovnb", "fcmovne", "fcmovnbe", "fcmovnu",
+@x87_semantic("fcmovb", "fcmove", "fcmovbe", "fcmovu", "fcmovnb", "fcmovne", "fcmovnbe", "fcmovnu",
           reads=lambda m: {"b": "cf", "e": "zf", "be": "cf zf", "u": "pf"}[m[5:].lstrip("n")])
 def fcmov(L, insn):
     cc = FCMOV_CC[insn.mnemonic[5:]]
@@ -401,12 +477,19 @@ def fcmov(L, insn):
 ARITH = ("add", "sub", "subr", "mul", "div", "divr")
 
 
-@semantic(*(f"f{op}{p}" for op in ARITH for p in ("", "p")), *(f"fi{op}" for op in ARITH))
+@x87_semantic(*(f"f{op}{p}" for op in ARITH for p in ("", "p")), *(f"fi{op}" for op in ARITH))
 def farith(L, insn):
     m = insn.mnemonic
     name = m[2:] if m.startswith("fi") else m[1:]
     name = name[:-1] if name.endswith("p") else name
     op = mem_op(insn)
+    if op is not None and L.lifter.exact_flags:     # the memory operand as the host reads it
+        suffix = (INT_SUFFIX if m.startswith("fi") else SUFFIX)[op.size]
+        (r,), sw = native(L, f"{m}{suffix} {SLOT_VALUE}({{slot}})", "unary", get(L, 0),
+                          memory=(L.load(L.ea(op), op.size), op.size))
+        put(L, 0, r)
+        set_sw(L, sw, C1, sw)
+        return
     if op is not None:
         dest, src = 0, (load_int(L, op) if m.startswith("fi") else load_real(L, op, True))
     else:
@@ -420,7 +503,7 @@ def farith(L, insn):
         pop(L)
 
 
-@semantic("fchs", "fabs")
+@x87_semantic("fchs", "fabs")
 def fsign(L, insn):
     x = get(L, 0, "i80")
     if insn.mnemonic == "fchs":
@@ -438,7 +521,7 @@ HOST_OPS = {"fsqrt": ("unary", C1), "f2xm1": ("unary", C1), "fsin": ("unary", C1
             "fpatan": ("pop", C1), "fxtract": ("push", C1)}
 
 
-@semantic(*HOST_OPS)
+@x87_semantic(*HOST_OPS)
 def fhost(L, insn):
     """Instructions that compute on ST(0) (and ST(1)) only, run on the host's x87."""
     m = insn.mnemonic
@@ -462,7 +545,7 @@ def fhost(L, insn):
     set_sw(L, sw, mask, sw)
 
 
-@semantic("fptan", "fsincos")
+@x87_semantic("fptan", "fsincos")
 def fpush_if_in_range(L, insn):
     """fptan and fsincos push a second result unless the operand is out of range (C2 set, ST(0)
     unchanged); the host code pushes 1.0 in that case so its stack shape never varies."""
@@ -489,13 +572,38 @@ def _compare_source(L, insn):
     return get(L, 1 if m in ("fcompp", "fucompp") else st_index(insn))
 
 
+def host_compare(L, insn):
+    """Run the compare on the host (ST(0) against its operand, which the host sees as ST(1) or in
+    the slot); the host's status word with C0-C3 and the exception flags."""
+    m = insn.mnemonic
+    op = mem_op(insn)
+    pops = "\\0Afnstsw %ax\\0Afstp %st(0)"
+    if m == "ftst":
+        return native(L, "ftst" + pops, "store", get(L, 0), status=False)
+    if op is not None:
+        suffix = (INT_SUFFIX if m.startswith("fi") else SUFFIX)[op.size]
+        text = f"{m.removesuffix('p')}{suffix} {SLOT_VALUE}({{slot}})"
+        return native(L, text + pops, "store", get(L, 0), status=False,
+                      memory=(L.load(L.ea(op), op.size), op.size))
+    c = get(L, 1 if m in ("fcompp", "fucompp") else st_index(insn))
+    base = {"fcomp": "fcom", "fcompp": "fcom", "fucomp": "fucom", "fucompp": "fucom",
+            "fcompi": "fcomi", "fucompi": "fucomi"}.get(m, m)
+    text = base + (" %st(1), %st" if base.endswith("i") else " %st(1)")
+    return native(L, text + pops + "\\0Afstp %st(0)", "compare", get(L, 0), c, status=False)
+
+
 POPS = {"fcomp": 1, "fucomp": 1, "ficomp": 1, "fcompp": 2, "fucompp": 2, "fcompi": 1,
         "fucompi": 1}
 
 
-@semantic("fcom", "fcomp", "fcompp", "fucom", "fucomp", "fucompp", "ficom", "ficomp", "ftst")
+@x87_semantic("fcom", "fcomp", "fcompp", "fucom", "fucomp", "fucompp", "ficom", "ficomp", "ftst")
 def fcom(L, insn):
     """C3 C2 C0: 000 greater, 001 less, 100 equal, 111 unordered; C1 cleared."""
+    if L.lifter.exact_flags:
+        _, sw = host_compare(L, insn)
+        set_sw(L, sw, CCS, sw)
+        pop(L, POPS.get(insn.mnemonic, 0))
+        return
     a, c = get(L, 0), _compare_source(L, insn)
     b = L.b
     lt = L.select(b.emit(f"fcmp ult {F80} {a}, {c}"), 16, str(C0), "0")
@@ -505,9 +613,12 @@ def fcom(L, insn):
     pop(L, POPS.get(insn.mnemonic, 0))
 
 
-@semantic("fcomi", "fcompi", "fucomi", "fucompi", writes="zf pf cf of sf af")
+@x87_semantic("fcomi", "fcompi", "fucomi", "fucompi", writes="zf pf cf of sf af")
 def fcomi(L, insn):
     """ZF PF CF as C3 C2 C0 of fcom; OF SF AF cleared."""
+    if L.lifter.exact_flags:        # the host's exception flags (RFLAGS as below)
+        _, sw = host_compare(L, insn)
+        set_sw(L, "0", 0, sw)
     a, c = get(L, 0), get(L, st_index(insn))
     b = L.b
     L.set_flag("cf", b.emit(f"fcmp ult {F80} {a}, {c}"))
@@ -518,7 +629,7 @@ def fcomi(L, insn):
     pop(L, POPS.get(insn.mnemonic, 0))
 
 
-@semantic("fxam")
+@x87_semantic("fxam")
 def fxam(L, insn):
     """The class of ST(0) in C3 C2 C0 (unsupported 000, NaN 001, normal 010, infinity 011,
     zero 100, empty 101, denormal 110) and its sign in C1."""
@@ -543,7 +654,7 @@ def fxam(L, insn):
 
 
 # ---- control ----------------------------------------------------------------------------------
-@semantic("fnstcw", "fldcw")
+@x87_semantic("fnstcw", "fldcw")
 def fcw(L, insn):
     addr = L.ea(mem_op(insn))
     if insn.mnemonic == "fnstcw":
@@ -552,7 +663,7 @@ def fcw(L, insn):
         L.b.stmt(f"store i16 {L.load(addr, 2)}, ptr {L.ptr('fpu_cw')}")
 
 
-@semantic("fnstsw")
+@x87_semantic("fnstsw")
 def fnstsw(L, insn):
     (op,) = insn.ops
     if op.kind == "mem":
@@ -568,7 +679,7 @@ def init(L) -> None:
     L.b.stmt(f"store i8 0, ptr {L.ptr('fpu_tag')}")
 
 
-@semantic("fninit", "fnclex", "wait", "fnop", "fincstp", "fdecstp", "ffree", "ffreep")
+@x87_semantic("fninit", "fnclex", "wait", "fnop", "fincstp", "fdecstp", "ffree", "ffreep")
 def fcontrol(L, insn):
     m = insn.mnemonic
     if m == "fninit":
@@ -646,7 +757,7 @@ def _regs(L, addr: str, first: int, stride: int, save: bool) -> None:
             L.b.stmt(f"store i80 {L.load(a, 10)}, ptr {p}, align 8")
 
 
-@semantic("fnstenv", "fldenv", "fnsave", "frstor")
+@x87_semantic("fnstenv", "fldenv", "fnsave", "frstor")
 def fenv(L, insn):
     m = insn.mnemonic
     addr = L.ea(mem_op(insn))
@@ -668,7 +779,7 @@ def fenv(L, insn):
 MXCSR_MASK = 0xFFFF
 
 
-@semantic("fxsave", "fxsave64", "fxrstor", "fxrstor64")
+@x87_semantic("fxsave", "fxsave64", "fxrstor", "fxrstor64")
 def fxsave(L, insn):
     """The 512-byte FXSAVE image: CW, SW, abridged tag, MXCSR and its mask, ST(0..7) and
     xmm0..15; FOP, FIP and FDP are stored as zero, bytes 416-511 are left alone."""
