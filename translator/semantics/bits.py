@@ -53,4 +53,5 @@ def count_zeros(L, insn):
     n = L.b.emit(f"call i{bits} @llvm.{fn}.i{bits}(i{bits} {v}, i1 false)")   # width when zero
     L.set_flag("cf", L.icmp("eq", bits, v, "0"))
     L.set_flag("zf", L.icmp("eq", bits, n, "0"))
+    L.set_undefined("of sf af pf", "0")      # what Intel does with the undefined ones
     L.write(dst, n)

@@ -129,6 +129,10 @@ def bitscan(L, insn, kind=None):
     n = L.b.emit(f"call i{bits} @llvm.{fn}.i{bits}(i{bits} {v}, i1 false)")
     if kind == "bsr":
         n = L.op("sub", bits, str(bits - 1), n)
+    # Undefined flags, as Intel sets them: CF OF SF AF clear, PF from the index found (from 0 for
+    # a zero source, so set then).
+    L.set_undefined("cf of sf af", "0")
+    L.set_undefined("pf", lambda: L.parity(L.select(zero, bits, "0", n), bits))
     # A zero source leaves the destination as it was (what AMD documents and Intel does) --
     # all 64 bits of it: a 32-bit destination is not zero-extended then.
     if bits == 32:

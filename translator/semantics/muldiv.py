@@ -3,6 +3,10 @@
 Products and dividends are formed at twice the operand width (i128 for 64-bit operands; LLVM
 lowers 128-bit division to libgcc's __udivti3/__divti3, which codegen makes resolvable). A zero
 divisor or a quotient that does not fit raises #DE, which Linux delivers as SIGFPE.
+
+Flags the manual leaves undefined, as the reference CPU (Intel) sets them -- computed at the exact
+flag model only: mul and imul set SF and PF from the low half of the product and clear ZF and AF;
+div and idiv leave every flag as it was.
 """
 from ..irbuilder import const
 from ..state import SIGFPE
@@ -27,6 +31,13 @@ def _set_acc(L, bits, lo, hi):
         L.set_gpr(2, hi, bits // 8)
 
 
+def _product_flags(L, lo, bits):
+    """SF ZF AF PF of mul/imul (undefined): SF and PF from the low half `lo`, ZF and AF clear."""
+    L.set_undefined("sf", lambda: L.icmp("slt", bits, lo, "0"))
+    L.set_undefined("pf", lambda: L.parity(lo, bits))
+    L.set_undefined("zf af", "0")
+
+
 @semantic("mul", writes="cf of", undefined=UNDEF_MUL)
 def mul(L, insn):
     (src,) = insn.ops
@@ -38,6 +49,7 @@ def mul(L, insn):
     overflow = L.icmp("ne", bits, hi, "0")
     L.set_flag("cf", overflow)
     L.set_flag("of", overflow)
+    _product_flags(L, lo, bits)
     _set_acc(L, bits, lo, hi)
 
 
@@ -59,6 +71,7 @@ def imul(L, insn):
     overflow = L.icmp("ne", wide, L.cast("sext", lo, bits, wide), p)
     L.set_flag("cf", overflow)
     L.set_flag("of", overflow)
+    _product_flags(L, lo, bits)
     if dst is None:
         _set_acc(L, bits, lo, L.cast("trunc", L.op("lshr", wide, p, str(bits)), wide, bits))
     else:

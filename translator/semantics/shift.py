@@ -3,7 +3,10 @@
 The count is masked to 5 bits (6 for 64-bit operands). A masked count of zero changes no flag,
 but the destination is still written (so a 32-bit register is still zero-extended). The manual
 defines OF only for a count of 1; we compute it from the same formula for every count and list it
-as undefined, like AF.
+as undefined, like AF. At the exact flag model (datapath) they are set as Intel processors set them
+for every nonzero count (``undefined_flags``): OF as for the first one-bit step, AF cleared by the
+shifts and kept by the rotates -- except that rol/ror of a register by an immediate count other
+than one keep OF (of a memory operand they do not).
 """
 from . import semantic
 
@@ -28,10 +31,25 @@ def result_flags(L, res: str, bits: int) -> dict:
             "sf": lambda: L.icmp("slt", bits, res, "0"), "pf": lambda: L.parity(res, bits)}
 
 
+def undefined_flags(L, a: str, bits: int, into_sign, clears_af: bool = True) -> dict:
+    """The undefined flags of a shift or rotate by a nonzero count as Intel sets them, as makers
+    for _set_flags -- at the exact flag model only (empty otherwise). OF is that of the first
+    one-bit step whatever the count: the sign of the operand `a` xor `into_sign()`, the bit the
+    step moves into the sign ("false" when a zero comes in). Shifts clear AF; rotates keep it."""
+    if not L.lifter.exact_flags:
+        return {}
+
+    def of():
+        sign, into = L.bit(a, bits, bits - 1), into_sign()
+        return sign if into == "false" else L.b.emit(f"xor i1 {sign}, {into}")
+
+    return {"of": of, "af": lambda: "0"} if clears_af else {"of": of}
+
+
 def _set_flags(L, known, cnt, flags: dict):
-    """Set the live flags from `flags` (name -> function making the i1 value) unless the count is
-    zero (decided at run time when unknown)."""
-    live = [name for name in flags if L.wants(name)]
+    """Set the live flags from `flags` (name -> function making the i1 value, or None for a flag
+    kept) unless the count is zero (decided at run time when unknown)."""
+    live = [name for name in flags if flags[name] is not None and L.wants(name)]
     if known == 0 or not live:
         return
     zero = L.icmp("eq", 8, cnt, "0") if known is None else None
@@ -75,7 +93,10 @@ def shift(L, insn):
 
         def of():
             return L.bit(a, bits, bits - 1) if m == "shr" else "false"
-    _set_flags(L, known, cnt, {"cf": cf, "of": of, **result_flags(L, res, bits)})
+    into = {"shr": lambda: "false", "sar": lambda: L.bit(a, bits, bits - 1)}.get(
+        m, lambda: L.bit(a, bits, bits - 2))
+    _set_flags(L, known, cnt, {"cf": cf, "of": of, **result_flags(L, res, bits),
+                               **undefined_flags(L, a, bits, into)})
     L.write(dst, res)
 
 
@@ -104,5 +125,11 @@ def rotate(L, insn):
 
         def of():
             return L.b.emit(f"xor i1 {msb()}, {L.bit(res, bits, bits - 2)}")
-    _set_flags(L, known, cnt, {"cf": cf, "of": of})
+    def into():     # one step left brings bit width-2 into the sign, one step right bit 0
+        return L.bit(a, bits, bits - 2 if insn.mnemonic == "rol" else 0)
+
+    exact = undefined_flags(L, a, bits, into, clears_af=False)
+    if exact and dst.kind == "reg" and known not in (None, 1):
+        exact = {"of": None}    # Intel: a register rotated by an immediate other than 1 keeps OF
+    _set_flags(L, known, cnt, {"cf": cf, "of": of, **exact})
     L.write(dst, res)

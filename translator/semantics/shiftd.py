@@ -9,7 +9,9 @@ shld/shrd shift the destination and fill the vacated bits from a second register
 The count is masked to 5 bits (6 for 64-bit operands), as for the other shifts (shift.py, whose
 count and flag helpers are shared): a masked count of zero changes no flag. OF is defined for a
 count of one only; like AF it is computed for every count from the count-of-one formula and
-declared undefined.
+declared undefined. At the exact flag model they are set as Intel sets them (shift.undefined_flags):
+OF as for the first one-bit step whatever the count, AF cleared by shld/shrd and kept by rcl/rcr,
+which keep OF too when they rotate by zero (an 8/16-bit count that is a multiple of 9/17).
 
 16-bit shld/shrd with a masked count above 16 are undefined (result and flags). jitbt does what
 Intel processors do: the operand is shifted as the 48-bit concatenation dst:src:dst, so bits of the
@@ -19,7 +21,7 @@ rcl/rcr rotate the (width + 1)-bit value cf:dst; the masked count is taken modul
 17 for 16-bit operands, so a nonzero masked count may rotate by zero and leave CF as it was.
 """
 from . import semantic
-from .shift import _count, _set_flags, result_flags
+from .shift import _count, _set_flags, result_flags, undefined_flags
 
 
 def _funnel(L, m, d, s, cnt, bits):
@@ -78,7 +80,11 @@ def shift_double(L, insn):
     def of():       # the sign changed (count one)
         return L.b.emit(f"xor i1 {L.bit(res, bits, bits - 1)}, {L.bit(d, bits, bits - 1)}")
 
-    _set_flags(L, known, cnt, {"cf": cf, "of": of, **result_flags(L, res, bits)})
+    # one step left brings bit width-2 of the destination into its sign, one step right bit 0 of
+    # the source
+    into = (lambda: L.bit(d, bits, bits - 2)) if m == "shld" else (lambda: L.bit(s, bits, 0))
+    _set_flags(L, known, cnt, {"cf": cf, "of": of, **result_flags(L, res, bits),
+                               **undefined_flags(L, d, bits, into)})
     L.write(dst, res)
 
 
@@ -115,5 +121,11 @@ def rotate_carry(L, insn):
     else:
         def of():       # the two top bits of the result: old msb xor old CF, for a count of one
             return L.b.emit(f"xor i1 {msb()}, {L.bit(res, bits, bits - 2)}")
-    _set_flags(L, known, cnt, {"cf": cf, "of": of})
+    # one step brings bit width-2 (rcl) or CF (rcr) into the sign
+    into = (lambda: L.bit(a, bits, bits - 2)) if insn.mnemonic == "rcl" else (lambda: cf_in)
+    exact = undefined_flags(L, a, bits, into, clears_af=False)
+    if exact and bits < 32:     # a rotate by zero keeps OF as well
+        first = exact["of"]
+        exact["of"] = lambda: L.select(L.icmp("eq", wide, t, "0"), 1, L.get_flag("of"), first())
+    _set_flags(L, known, cnt, {"cf": cf, "of": of, **exact})
     L.write(dst, res)
