@@ -2,9 +2,9 @@
 
 It claims only what the translator implements, each bit proven against the host CPU by
 tests/test_conformance*.py: 64-bit integer code (long mode, syscall, cmov, lahf/sahf in 64-bit
-mode, rdtsc, cmpxchg8b/16b, popcnt, lzcnt), x87 with fxsave/fxrstor, and SSE/SSE2. No MMX
-yet, so that bit is clear even though every real x86-64 CPU has it. The model is raised as
-coverage grows::
+mode, rdtsc, cmpxchg8b/16b, popcnt, lzcnt), x87 with fxsave/fxrstor, MMX (the mm registers
+aliasing the x87 ones, and the mm-register forms of SSE/SSE2), and SSE/SSE2: the baseline of
+every x86-64 CPU. The model is raised as coverage grows::
 
     from runtime.cpu import cpuid
     eax, ebx, ecx, edx = cpuid(0x1, 0)
@@ -15,17 +15,19 @@ Semantics whose behaviour depends on the model consult it here (a leaf module): 
 them (translator/semantics/bits.py).
 """
 VENDOR = b"JitbtVirtCPU"          # 12 bytes: ebx, edx, ecx of leaf 0
-BRAND = b"jitbt virtual x86-64 CPU (baseline without MMX)"
+BRAND = b"jitbt virtual x86-64 CPU (baseline)"
 
 # leaf 1 EDX feature bits claimed
 EDX1_FPU = 1 << 0              # x87 (translator/semantics/x87.py)
 EDX1_TSC = 1 << 4
 EDX1_CX8 = 1 << 8              # cmpxchg8b (translator/semantics/atomic.py)
 EDX1_CMOV = 1 << 15
+EDX1_MMX = 1 << 23             # translator/semantics/mmx.py, sse_int.py at 64 bits
 EDX1_FXSR = 1 << 24            # fxsave/fxrstor (x87.py)
 EDX1_SSE = 1 << 25             # translator/semantics/sse*.py
 EDX1_SSE2 = 1 << 26
-LEAF1_EDX = EDX1_FPU | EDX1_TSC | EDX1_CX8 | EDX1_CMOV | EDX1_FXSR | EDX1_SSE | EDX1_SSE2
+LEAF1_EDX = (EDX1_FPU | EDX1_TSC | EDX1_CX8 | EDX1_CMOV | EDX1_MMX | EDX1_FXSR | EDX1_SSE
+             | EDX1_SSE2)
 # leaf 1 ECX feature bits claimed
 ECX1_CX16 = 1 << 13            # cmpxchg16b (atomic.py)
 ECX1_POPCNT = 1 << 23          # popcnt (bits.py)

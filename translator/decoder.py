@@ -62,11 +62,12 @@ def _build_register_map() -> None:
 _build_register_map()
 XMMS = {getattr(cx86, f"X86_REG_XMM{i}"): i for i in range(16)}
 STS = {getattr(cx86, f"X86_REG_ST{i}"): i for i in range(8)}     # x87 stack registers st(i)
+MMS = {getattr(cx86, f"X86_REG_MM{i}"): i for i in range(8)}     # MMX registers mm0-mm7
 
 
 @dataclass(slots=True)
 class Operand:
-    kind: str                 # "reg", "xmm", "st" (x87 st(i)), "imm" or "mem"
+    kind: str                 # "reg", "xmm", "mm", "st" (x87 st(i)), "imm" or "mem"
     size: int                 # bytes
     reg: int = 0              # gpr index (reg)
     high: bool = False        # ah/ch/dh/bh
@@ -80,8 +81,8 @@ class Operand:
     def __str__(self) -> str:
         if self.kind == "reg":
             return f"r{self.reg}{'h' if self.high else ''}/{self.size}"
-        if self.kind == "xmm":
-            return f"xmm{self.reg}"
+        if self.kind in ("xmm", "mm"):
+            return f"{self.kind}{self.reg}"
         if self.kind == "imm":
             return hex(self.imm)
         return f"[{self.seg or ''}:{self.base}+{self.index}*{self.scale}+{self.disp:#x}]/{self.size}"
@@ -124,6 +125,8 @@ def _operand(op) -> Operand:
             return Operand("xmm", 16, reg=XMMS[op.reg])
         if op.reg in STS:
             return Operand("st", 10, reg=STS[op.reg])
+        if op.reg in MMS:
+            return Operand("mm", 8, reg=MMS[op.reg])
         if op.reg not in REGS:
             raise NotImplementedError(f"register {_CS.reg_name(op.reg)}")
         idx, size, high = REGS[op.reg]

@@ -4,7 +4,8 @@ the host CPU and under jitbt from the same state, with the whole resulting state
 - hostcpu.py: ``HostCPU`` runs instruction bytes natively from a given register, flag, memory,
   xmm, MXCSR and x87 state; ``assemble`` is keystone.
 - harness.py: ``JitCPU`` does the same through jitbt; ``Form``, ``Result``, ``check_form``.
-- forms_int.py, forms_sse.py, forms_x87.py: the form tables and input vectors of each family.
+- forms_int.py, forms_sse.py, forms_x87.py, forms_mmx.py: the form tables and input vectors of
+  each family.
 - report.py: runs the families for ``jitbt conformance`` and keeps forms.txt, the list of
   covered forms (regenerate with ``jitbt conformance --list > translator/conformance/forms.txt``).
 

@@ -1,6 +1,6 @@
-"""``jitbt conformance``: run every instruction form of the tables (integer, SSE, x87) on the host
-CPU and under jitbt, and report per family and in total the forms covered, the vectors run, the
-mismatches on defined state, and apart from them the mismatches on flags the manual leaves
+"""``jitbt conformance``: run every instruction form of the tables (integer, SSE, x87, MMX) on the
+host CPU and under jitbt, and report per family and in total the forms covered, the vectors run,
+the mismatches on defined state, and apart from them the mismatches on flags the manual leaves
 undefined and on the MXCSR and x87 exception bits (which jitbt does not model yet)::
 
     report = run(only=r"^add ")          # a Report; only: a regex searched in the form text
@@ -19,11 +19,11 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-from . import forms_int, forms_sse, forms_x87
+from . import forms_int, forms_mmx, forms_sse, forms_x87
 from .harness import JitCPU
 from .hostcpu import HostCPU
 
-FAMILIES = (forms_int, forms_sse, forms_x87)
+FAMILIES = (forms_int, forms_sse, forms_x87, forms_mmx)
 LIST_HEADER = (
     "# The instruction forms jitbt proves against the host CPU: family, jitbt's semantic, form\n"
     "# (Intel syntax). Generated from translator/conformance/forms_*.py; regenerate with\n"

@@ -74,5 +74,5 @@ def with_cc(prefix: str) -> tuple[str, ...]:
 
 
 # Importing the families registers them.
-from . import (alu, atomic, bits, control, data, muldiv, shift, shiftd, sse, sse_fp,  # noqa: E402,F401
-               sse_int, string, x87)
+from . import (alu, atomic, bits, control, data, mmx, muldiv, shift, shiftd, sse,  # noqa: E402,F401
+               sse_fp, sse_int, string, x87)

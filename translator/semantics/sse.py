@@ -16,11 +16,15 @@ SIGSEGV for the guest) or a narrower memory operand or general register, zero-ex
 Capstone's memory operand size is not trusted for scalar forms (it says 16 for ``comisd``'s
 qword); semantics pass the size they mean.
 
+The same semantics serve the 64-bit mm registers (MMX, translator/semantics/mmx.py): ``width``,
+``vreg``/``set_vreg``, ``vec``/``unvec`` and ``int_lanes(suffix, width)`` work for either register,
+and ``source(..., bits=64)`` reads an mm or m64 source as i64.
+
 The families live in sse_int.py (packed integers) and sse_fp.py (floating point and
 conversions); this module has the moves: movaps/movups/movdqa/... (whole register), movss/movsd
-(low lane; ``movsd`` without an xmm operand is the string instruction), movd/movq, the half moves
-(movhps, movlps, movhlps, movlhps, ...), the non-temporal stores (plain stores here), lddqu, and
-ldmxcsr/stmxcsr.
+(low lane; ``movsd`` without an xmm operand is the string instruction), movd/movq (xmm or mm,
+and movq2dq/movdq2q between them), the half moves (movhps, movlps, movhlps, movlhps, ...), the
+non-temporal stores (plain stores here), lddqu, and ldmxcsr/stmxcsr.
 """
 from __future__ import annotations
 
@@ -47,6 +51,11 @@ class Lanes(NamedTuple):
         return f"<{self.n} x i{self.bits}>"
 
     @property
+    def width(self) -> int:
+        """The register width the lanes fill: 128 (xmm) or 64 (mm)."""
+        return self.n * self.bits
+
+    @property
     def mangle(self) -> str:
         """The suffix of overloaded intrinsics: v4f32, v16i8."""
         short = {"float": "f32", "double": "f64"}.get(self.ety, self.ety)
@@ -56,6 +65,14 @@ class Lanes(NamedTuple):
 INT = {"b": Lanes(16, "i8", 8), "w": Lanes(8, "i16", 16), "d": Lanes(4, "i32", 32),
        "q": Lanes(2, "i64", 64), "dq": Lanes(1, "i128", 128)}
 PS, PD = Lanes(4, "float", 32), Lanes(2, "double", 64)
+
+
+def int_lanes(suffix: str, width: int = 128) -> Lanes:
+    """The integer lanes a mnemonic suffix names in a register of `width` bits: ``int_lanes("w",
+    64)`` is <4 x i16>, the lanes of an mm register; "dq" is the whole register."""
+    t = INT[suffix]
+    bits = min(t.bits, width)
+    return Lanes(width // bits, f"i{bits}", bits)
 
 
 # ---- operands ---------------------------------------------------------------------------------
@@ -71,33 +88,80 @@ def xmm(L, op) -> str:
     return L.get_xmm(op.reg)
 
 
+def width(op) -> int:
+    """The width of a vector register operand: 64 for mm, 128 for xmm (and anything else)."""
+    return 64 if op.kind == "mm" else 128
+
+
+def vreg(L, op) -> str:
+    """A vector register operand: an xmm register as i128, an mm register as i64."""
+    if op.kind == "xmm":
+        return L.get_xmm(op.reg)
+    if op.kind == "mm":
+        return L.get_mm(op.reg)
+    unsupported("expected a vector register")
+
+
+def set_vreg(L, op, value: str) -> None:
+    """Write a vector register operand (i128 for xmm, i64 for mm: see lifter.set_mm)."""
+    if op.kind == "xmm":
+        L.set_xmm(op.reg, value)
+    elif op.kind == "mm":
+        L.set_mm(op.reg, value)
+    else:
+        unsupported("expected a vector register")
+
+
+def mmx_read(L, insn) -> None:
+    """An instruction that reads an mm register without writing one enters MMX mode all the same
+    (TOP = 0, every x87 register valid): called after its other effects."""
+    if any(op.kind == "mm" for op in insn.ops):
+        L.enter_mmx()
+
+
+def vec(L, value: str, t: Lanes) -> str:
+    """A register value (i128 or i64, as wide as the lanes) seen as the vector `t`."""
+    return L.b.emit(f"bitcast i{t.width} {value} to {t.vt}")
+
+
+def unvec(L, value: str, t: Lanes) -> str:
+    """A vector of lanes `t` back as the integer set_vreg stores."""
+    return L.b.emit(f"bitcast {t.vt} {value} to i{t.width}")
+
+
+def fit(L, value: str, frm: int, to: int) -> str:
+    """An integer zero-extended or truncated from `frm` to `to` bits."""
+    return L.cast("zext" if to > frm else "trunc", value, frm, to)
+
+
 def check_aligned(L, addr: str) -> None:
     """Legacy SSE 16-byte memory operands must be aligned: #GP (SIGSEGV) otherwise."""
     low = L.b.emit(f"and i64 {addr}, 15")
     L.branch_or_fault(L.icmp("eq", 64, low, "0"), SIGSEGV, "0")
 
 
-def source(L, op, size: int = 16, aligned: bool = True) -> str:
-    """The value of a source operand as i128; memory and registers narrower than 16 bytes are
-    zero-extended. `size` is the memory access in bytes (capstone's is not trusted)."""
-    if op.kind == "xmm":
-        return L.get_xmm(op.reg)
+def source(L, op, size: int = 16, aligned: bool = True, bits: int = 128) -> str:
+    """The value of a source operand as i128 (i`bits`): narrower memory and registers are
+    zero-extended, wider registers truncated (the low qword of an xmm for an mm form). `size` is
+    the memory access in bytes (capstone's is not trusted)."""
+    if op.kind in ("xmm", "mm"):
+        return fit(L, vreg(L, op), width(op), bits)
     if op.kind == "mem":
         addr = L.ea(op)
         if size == 16 and aligned:
             check_aligned(L, addr)
-        return L.cast("zext", L.load(addr, size), size * 8, 128)
+        return fit(L, L.load(addr, size), size * 8, bits)
     if op.kind == "reg":
-        return L.cast("zext", L.read(op), op.size * 8, 128)
+        return fit(L, L.read(op), op.size * 8, bits)
     unsupported("immediate vector source")
 
 
-def store(L, op, value: str, size: int = 16, aligned: bool = False) -> None:
-    """Store the low `size` bytes of the i128 `value` to a memory operand."""
+def store(L, op, value: str, size: int = 16, aligned: bool = False, bits: int = 128) -> None:
+    """Store the low `size` bytes of the i128 (i`bits`) `value` to a memory operand."""
     addr = L.ea(op)
     if size == 16 and aligned:
         check_aligned(L, addr)
-    L.store(addr, L.cast("trunc", value, 128, size * 8), size)
+    L.store(addr, L.cast("trunc", value, bits, size * 8), size)
 
 
 def merge_low(L, old: str, new: str, bits: int) -> str:
@@ -180,21 +244,26 @@ def mov_scalar(L, insn):
         L.set_xmm(dst.reg, merge_low(L, xmm(L, dst), xmm(L, src), size * 8))
 
 
-@semantic("movd", "movq")
+@semantic("movd", "movq", "movntq", "movq2dq", "movdq2q")
 def movd(L, insn):
-    """movd/movq between xmm and general registers or memory; loads zero the upper lanes, and
-    ``movq xmm, xmm`` copies the low qword and zeroes the high one."""
+    """movd/movq between a vector register (xmm or mm) and general registers, memory or another
+    vector register; loads zero the rest of the destination, and ``movq xmm, xmm`` copies the low
+    qword and zeroes the high one. movntq (a plain store here), movq2dq (mm to xmm) and movdq2q
+    (the low qword of an xmm to mm) are the same move."""
     dst, src = insn.ops
     size = 4 if insn.mnemonic == "movd" else 8
-    if dst.kind == "xmm":
-        value = source(L, src, size)
-        if src.kind == "xmm":
+    if dst.kind in ("xmm", "mm"):
+        bits = width(dst)
+        value = source(L, src, size, bits=bits)
+        if src.kind in ("xmm", "mm") and bits == 128:
             value = merge_low(L, "0", value, 64)
-        L.set_xmm(dst.reg, value)
+        set_vreg(L, dst, value)
     elif dst.kind == "mem":
-        store(L, dst, xmm(L, src), size)
+        store(L, dst, vreg(L, src), size, bits=width(src))
     else:
-        L.write(dst, L.cast("trunc", xmm(L, src), 128, dst.size * 8))
+        L.write(dst, L.cast("trunc", vreg(L, src), width(src), dst.size * 8))
+    if dst.kind != "mm":
+        mmx_read(L, insn)
 
 
 @semantic("movhps", "movhpd", "movlps", "movlpd", "movhlps", "movlhps")
