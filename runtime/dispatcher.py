@@ -2,8 +2,12 @@
 
 A direct-mapped lookup table in native memory maps guest addresses to translated functions. The
 dispatcher, itself compiled by LLVM, loops: look rip up, call the block, repeat while blocks return
-CONTINUE. It returns to Python only for a miss, an exit a block asked for (syscall, helper, fault),
-or when its block budget runs out, so Python can notice signals and stop requests::
+CONTINUE. Translated code mostly does not come back to it: a block that knows where it goes on
+(or computed it: ret, indirect jumps) looks its successor up in the same table and tail-calls it
+(chaining, translator/lifter.py ``chain``), counting runs the same way. The dispatcher returns to
+Python only for a miss, an exit a block asked for (syscall, helper, fault), or when its block
+budget (or the state's ``ticks``, which chained transfers spend) runs out, so Python can notice
+signals and stop requests::
 
     d = Dispatcher(codegen)
     d.insert(translation)
@@ -12,16 +16,18 @@ or when its block budget runs out, so Python can notice signals and stop request
 from __future__ import annotations
 
 import ctypes
+import os
 
 from translator.lifter import MODULE_HEADER
-from translator.state import Exit, field_index
+from translator.state import TABLE_BITS, TABLE_ENTRY, Exit, field_index, table_index
+from translator.state import table_index_ir
 
-TABLE_BITS = 16
 EMPTY = (1 << 64) - 1
 
 
 HOT_THRESHOLD = 2000      # runs of a cold block before it is recompiled by the optimising tier
 NEVER = 1 << 62           # the count given to entries that must never turn hot
+PERF_MAP = "JITBT_PERF_MAP"   # set to 1: write /tmp/perf-PID.map for perf (write_perf_map)
 
 
 class Entry(ctypes.Structure):
@@ -30,13 +36,13 @@ class Entry(ctypes.Structure):
 
 
 def _hash_ir(rip: str) -> list[str]:
-    return [f"  %h1 = lshr i64 {rip}, {TABLE_BITS}",
-            f"  %h2 = xor i64 {rip}, %h1",
-            f"  %h = and i64 %h2, {(1 << TABLE_BITS) - 1}"]
+    lines = []
 
-
-def table_index(rip: int) -> int:
-    return (rip ^ (rip >> TABLE_BITS)) & ((1 << TABLE_BITS) - 1)
+    def emit(text):
+        lines.append(f"  %h{len(lines) + 1} = {text}")
+        return f"%h{len(lines)}"
+    h = table_index_ir(emit, rip)
+    return lines + [f"  %h = or i64 {h}, 0"]
 
 
 DISPATCH_IR = MODULE_HEADER + f"""
@@ -44,24 +50,28 @@ define i32 @dispatch(ptr noalias %st, ptr %mem, ptr %perm, ptr %table, i64 %budg
 entry:
   %rip_p = getelementptr %State, ptr %st, i64 0, i32 {field_index("rip")}
   %hits_p = getelementptr %State, ptr %st, i64 0, i32 {field_index("hits")}
+  %table_p = getelementptr %State, ptr %st, i64 0, i32 {field_index("table")}
+  store ptr %table, ptr %table_p
+  %hot_p = getelementptr %State, ptr %st, i64 0, i32 {field_index("hot")}
+  store i64 %hot, ptr %hot_p
   br label %loop
 loop:
   %n = phi i64 [ %budget, %entry ], [ %n1, %next ]
   %rip = load i64, ptr %rip_p
 """ + "\n".join(_hash_ir("%rip")) + f"""
-  %e = getelementptr {{ i64, ptr, i64, i64 }}, ptr %table, i64 %h
+  %e = getelementptr {TABLE_ENTRY}, ptr %table, i64 %h
   %key = load i64, ptr %e
   %hit = icmp eq i64 %key, %rip
   br i1 %hit, label %count, label %miss
 count:
-  %cp = getelementptr {{ i64, ptr, i64, i64 }}, ptr %table, i64 %h, i32 2
+  %cp = getelementptr {TABLE_ENTRY}, ptr %table, i64 %h, i32 2
   %c = load i64, ptr %cp
   %c1 = add i64 %c, 1
   store i64 %c1, ptr %cp
   %turns_hot = icmp eq i64 %c1, %hot
   br i1 %turns_hot, label %hot_exit, label %run, !prof !0
 run:
-  %fp = getelementptr {{ i64, ptr, i64, i64 }}, ptr %table, i64 %h, i32 1
+  %fp = getelementptr {TABLE_ENTRY}, ptr %table, i64 %h, i32 1
   %fn = load ptr, ptr %fp
   %r = call i32 %fn(ptr %st, ptr %mem, ptr %perm)
   %hits = load i64, ptr %hits_p
@@ -97,9 +107,23 @@ class Dispatcher:
         self.table_addr = ctypes.addressof(self.table)
         addr = codegen.compile(DISPATCH_IR, ["dispatch"])["dispatch"]
         self._fn = DISPATCH_FN(addr)
+        self.perf_map: dict | None = {addr: "jitbt_dispatch"} if os.environ.get(PERF_MAP) else None
+
+    def write_perf_map(self) -> None:
+        """With JITBT_PERF_MAP=1 in the environment: name every translation that was entered in
+        /tmp/perf-PID.map, where `perf report` looks for JIT code (a function's size is taken as
+        the distance to the next one, at most 64 KiB)."""
+        if not self.perf_map:
+            return
+        addrs = sorted(self.perf_map)
+        with open(f"/tmp/perf-{os.getpid()}.map", "w") as f:
+            for a, b in zip(addrs, addrs[1:] + [addrs[-1] + 4096]):
+                f.write(f"{a:x} {min(b - a, 1 << 16):x} {self.perf_map[a]}\n")
 
     def insert(self, t, count: int = 0) -> None:
         """Enter a translation; a cold one starts counting towards HOT_THRESHOLD from `count`."""
+        if self.perf_map is not None:
+            self.perf_map[t.host] = f"guest_{t.address:x}_{'hot' if t.hot else 'cold'}"
         e = self.table[table_index(t.address)]
         e.key = t.address
         e.fn = t.host

@@ -79,7 +79,8 @@ def test_every_knob_is_in_the_cache_keys():
     mem.poke(0x10000, b"\x48\x01\xd8\xc3")          # add rax, rbx; ret
     base = Knobs()
     variants = {"unit": "block", "flags": "precise", "smc": "off", "count": "on",
-                "clock": "virtual", "routines": "libc", "opt": 1, "region": 4, "trace": True}
+                "clock": "virtual", "routines": "libc", "opt": 1, "region": 4, "trace": True,
+                "chain": "off"}
     assert set(variants) >= set(KNOBS) - {"memory"}     # memory has one value so far
     keys = set()
     for name, value in [(None, None), *variants.items()]:
@@ -195,3 +196,20 @@ def test_trace_file_that_cannot_be_written_is_one_clear_line(tmp_path):
     r = run_jitbt("run", "--trace", tmp_path / "no" / "such" / "dir", BUILD / "hello")
     assert r.returncode != 0
     assert r.stderr.decode().startswith("jitbt: --trace")
+
+
+# ---- chaining (knob chain) -----------------------------------------------------------------
+def test_chaining_keeps_execution_out_of_the_dispatcher_loop():
+    """With chain=on, translations go on to their successors through the lookup table without
+    the dispatcher loop (ret and the switch's indirect jump included); the output is native's
+    either way, and --set chain=off shows what the loop would have run."""
+    guest = BUILD / "statemachine-O2"
+    native = run_native(guest)
+    entries = {}
+    for chain in ("on", "off"):
+        r = run_jitbt("run", "--no-cache", "--stats", "--set", f"chain={chain}", guest,
+                      env=clean_env())
+        assert (r.returncode, r.stdout) == (native.returncode, native.stdout), chain
+        entries[chain] = int(re.search(rb"blocks run by the dispatcher loop\s+(\d+)",
+                                       r.stderr).group(1))
+    assert entries["on"] * 10 < entries["off"], entries

@@ -33,6 +33,9 @@ The knobs, with what each value means:
   routines run as host-native code on guest memory.
 - ``opt``: LLVM optimisation level 0-3 of the optimising tier.
 - ``region``: at most this many blocks translated together in one region.
+- ``chain``: ``on`` a translation that ends by going on to another (a direct branch, or a
+  computed one: ret, indirect jmp/call) looks it up in the native lookup table itself and
+  tail-calls it; ``off`` every translation returns to the dispatcher loop (QEMU's -d nochain).
 """
 from __future__ import annotations
 
@@ -56,6 +59,7 @@ class Knobs:
     routines: str = "off"
     opt: int = 2
     region: int = 32
+    chain: str = "on"
     trace: bool = False          # --trace: not a knob of the presets, but it changes the code
     level: str = DEFAULT_LEVEL   # the preset these knobs came from (for reports)
 
@@ -86,6 +90,7 @@ KNOBS: dict[str, tuple] = {
     "routines": (("off", "libc"), "routine replacement (libc string and memory functions)"),
     "opt": ((0, 1, 2, 3), "LLVM optimisation level"),
     "region": (int, "most blocks translated together"),
+    "chain": (("on", "off"), "translations jump to their successors without the dispatcher"),
 }
 
 LEVELS: dict[str, tuple[Knobs, str]] = {

@@ -17,7 +17,8 @@ from .irbuilder import IRBuilder, const
 from .knobs import Knobs
 from .semantics import SEMANTICS
 from .state import (ADDRESS_LIMIT, FLAG_NAMES, GPR_NAMES, LLVM_TYPE, PAGE_SHIFT, PERM_R, PERM_W,
-                    SIGSEGV, Exit, field_index)
+                    SIGSEGV, TABLE_ENTRY, Exit, field_index, table_index,
+                    table_index_ir)
 
 MODULE_HEADER = f"""%State = type {LLVM_TYPE}
 
@@ -92,16 +93,19 @@ class Lifter:
         self.flag_liveness = knobs.flags == "live"
         self.exact_flags = knobs.exact_flags
 
-    def lift(self, block, name: str) -> tuple[str, set]:
+    def lift(self, block, name: str, chain: bool = True) -> tuple[str, set]:
         """The IR text of the function for `block`, and the intrinsics it uses.
 
-        `block` may be a list of blocks (a region): they become one function entered at the
-        first block, and direct branches between them become branches inside the function.
+        `block` may be a list of blocks (a region, even of one block): they become one function
+        entered at the first block, and direct branches between them (a block's branch to
+        itself too) become branches inside the function. `chain` False: the function returns to
+        the dispatcher at its end even when the chain knob is on (cold code: it runs a few
+        thousand times before it is hot, and chaining code would cost compile time for nothing).
         """
         blocks = block if isinstance(block, list) else [block]
         stops: dict[int, int] = {}
         while True:
-            fn = FunctionLifter(self, blocks, stops)
+            fn = FunctionLifter(self, blocks, stops, isinstance(block, list), chain)
             try:
                 body = fn.run()
                 break
@@ -131,12 +135,14 @@ def flag_liveness(insns, stop: int | None = None) -> list[frozenset]:
 class FunctionLifter:
     """Builds the IR of one block, or of a region of blocks. Semantics receive it as ``L``."""
 
-    def __init__(self, lifter: Lifter, blocks, stops: dict[int, int]):
+    def __init__(self, lifter: Lifter, blocks, stops: dict[int, int], region: bool = False,
+                 chain: bool = True):
         self.lifter = lifter
         self.blocks = blocks
         self.stops = stops            # block index -> instruction to leave as UNSUPPORTED
-        self.labels = {b.start: f"blk_{b.start:x}" for b in blocks} if len(blocks) > 1 else {}
+        self.labels = {b.start: f"blk_{b.start:x}" for b in blocks} if region else {}
         self.block = blocks[0]
+        self.chains = chain and lifter.knobs.chain == "on"
         self.stop = None
         self.b = IRBuilder()
         self.entry: list[str] = []
@@ -599,18 +605,59 @@ class FunctionLifter:
 
     def jump(self, target: str) -> None:
         """End the block: continue at the guest address `target` (i64 value or constant)."""
-        if self.labels and target.lstrip("-").isdigit():
+        if target.lstrip("-").isdigit():
             self.goto(int(target) & 0xFFFFFFFFFFFFFFFF)
             return
-        self.b.stmt(f"store i64 {target}, ptr {self.ptr('rip')}")
-        self.b.stmt(f"ret i32 {Exit.CONTINUE}")
+        self.chain(target)
+
+    def chain(self, target: str) -> None:
+        """Leave the function for the guest address `target` (i64 value or constant): look it
+        up in the native lookup table and tail-call its translation (counting the run towards
+        hotness as the dispatcher does), or return to the dispatcher when it is not there, when
+        it turns hot now, or when the state's ticks are spent (then Exit.BUDGET, so the runtime
+        gets a look now and then however long the guest runs without a miss)."""
+        b = self.b
+        b.stmt(f"store i64 {target}, ptr {self.ptr('rip')}")
+        if not self.chains:
+            b.stmt(f"ret i32 {Exit.CONTINUE}")
+            return
+        ticks_p, hot_p, table_p = self.ptr("ticks"), self.ptr("hot"), self.ptr("table")
+        t = b.emit(f"sub i64 {b.emit(f'load i64, ptr {ticks_p}')}, 1")
+        b.stmt(f"store i64 {t}, ptr {ticks_p}")
+        spent, look = b.new_label("spent"), b.new_label("look")
+        b.stmt(f"br i1 {b.emit(f'icmp sle i64 {t}, 0')}, label %{spent}, label %{look}, !prof !1")
+        b.label(spent)
+        b.stmt(f"ret i32 {Exit.BUDGET}")
+        b.label(look)
+        table = b.emit(f"load ptr, ptr {table_p}")
+        if target.lstrip("-").isdigit():
+            index = str(table_index(int(target) & 0xFFFFFFFFFFFFFFFF))
+        else:
+            index = table_index_ir(b.emit, target)
+        entry = b.emit(f"getelementptr {TABLE_ENTRY}, ptr {table}, i64 {index}")
+        key = b.emit(f"load i64, ptr {entry}")
+        found, back, counted = b.new_label("found"), b.new_label("back"), b.new_label("chain")
+        b.stmt(f"br i1 {b.emit(f'icmp eq i64 {key}, {target}')}, label %{found}, label %{back}")
+        b.label(back)
+        b.stmt(f"ret i32 {Exit.CONTINUE}")
+        b.label(found)
+        runs_p = b.emit(f"getelementptr {TABLE_ENTRY}, ptr {table}, i64 {index}, i32 2")
+        runs = b.emit(f"add i64 {b.emit(f'load i64, ptr {runs_p}')}, 1")
+        hot = b.emit(f"icmp eq i64 {runs}, {b.emit(f'load i64, ptr {hot_p}')}")
+        b.stmt(f"br i1 {hot}, label %{back}, label %{counted}, !prof !1")
+        b.label(counted)
+        b.stmt(f"store i64 {runs}, ptr {runs_p}")
+        fn_p = b.emit(f"getelementptr {TABLE_ENTRY}, ptr {table}, i64 {index}, i32 1")
+        fn = b.emit(f"load ptr, ptr {fn_p}")
+        r = b.emit(f"musttail call i32 {fn}(ptr %st, ptr %mem, ptr %perm)")
+        b.stmt(f"ret i32 {r}")
 
     def goto(self, address: int) -> None:
         """End the block with a direct transfer to `address`: a branch inside the function when
-        the region holds that block, else an exit to the dispatcher."""
+        the region holds that block, else a chained exit."""
         label = self.labels.get(address)
         if label is None:
-            self._exit_at(address, Exit.CONTINUE)
+            self.chain(const(address, 64))
             return
         if address <= self.block.start:
             # A back edge: count it, so a guest looping inside the region still returns to the

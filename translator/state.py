@@ -29,8 +29,10 @@ FIELDS = (
     ("gs_base", ctypes.c_uint64, "i64"),
     ("fault_addr", ctypes.c_uint64, "i64"),   # address that faulted (SIGSEGV) or 0
     ("exit_arg", ctypes.c_uint64, "i64"),     # extra word for an exit (e.g. which helper)
-    ("hits", ctypes.c_uint64, "i64"),         # blocks run from the native lookup table
-    ("ticks", ctypes.c_int64, "i64"),         # back edges a region may take before BUDGET
+    ("hits", ctypes.c_uint64, "i64"),         # blocks the dispatcher loop called
+    ("ticks", ctypes.c_int64, "i64"),         # back edges and chained transfers before BUDGET
+    ("table", ctypes.c_uint64, "i64"),        # host address of the native lookup table
+    ("hot", ctypes.c_uint64, "i64"),          # runs that make a cold block hot (Exit.HOT)
     ("fault_sig", ctypes.c_uint32, "i32"),    # guest signal number of a fault exit
     ("pad0", ctypes.c_uint32, "i32"),
 ) + tuple((f, ctypes.c_uint8, "i8") for f in FLAG_NAMES) + (
@@ -121,6 +123,22 @@ class Exit:
 
 
 SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV = 4, 5, 7, 8, 11
+
+# The native lookup table (runtime/dispatcher.py), read by the dispatcher and by translated code
+# that chains to its successor: 2**TABLE_BITS entries of {guest address, host function, runs,
+# pad}, direct-mapped by table_index.
+TABLE_BITS = 16
+TABLE_ENTRY = "{ i64, ptr, i64, i64 }"
+
+
+def table_index(rip: int) -> int:
+    return (rip ^ (rip >> TABLE_BITS)) & ((1 << TABLE_BITS) - 1)
+
+
+def table_index_ir(emit, rip: str) -> str:
+    """table_index in IR: `emit(instruction)` returns the value it defines."""
+    high = emit(f"lshr i64 {rip}, {TABLE_BITS}")
+    return emit(f"and i64 {emit(f'xor i64 {rip}, {high}')}, {(1 << TABLE_BITS) - 1}")
 
 # The guest address space: guest addresses 0 .. 2**ADDRESS_BITS-1 live in one reserved host region,
 # host = base + guest. Every access is checked against a page permission table (one byte a page);
