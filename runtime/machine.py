@@ -152,6 +152,7 @@ class Machine:
             return 128 + e.signo
         finally:
             self.seconds_run = time.perf_counter() - t0
+            self.dispatcher.write_perf_map()
             if self.trace:
                 self.trace.flush()
         raise AssertionError("unreachable")
@@ -298,11 +299,12 @@ class Machine:
                         - s.seconds_ir - parse - compile_)
         rows = [
             ("blocks translated", f"{s.blocks}"),
+            ("blocks decoded", f"{s.decoded}"),
             ("guest instructions translated", f"{s.insns}"),
             ("LLVM modules compiled", f"{s.modules}"),
             ("hot regions (optimising tier)", f"{s.regions} ({tr.hot_blocks} blocks)"),
             ("accuracy", f"{self.knobs.level}: {self.knobs.describe()}"),
-            ("blocks executed (native dispatch)", f"{native_hits}"),
+            ("blocks run by the dispatcher loop", f"{native_hits}"),
             *((("instructions retired", f"{self.state.icount}"),
                ("modelled cycles", f"{self.state.cycles}")) if self.knobs.counting else ()),
             ("stores into translated code", f"{self.smc_writes}"),

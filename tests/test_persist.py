@@ -43,6 +43,32 @@ def test_warm_run_loads_instead_of_compiling(tmp_path):
     assert w["misses"] == 0 and w["hits"] == c["stored"]
     compile_s = float(re.search(r"optimising \+ compiling\s+([\d.]+)", warm.stderr.decode())[1])
     assert compile_s < 0.1
+    # The warm run decodes only what its optimising tier compiles again (the hot regions):
+    # every other region is found by its stored shape and loaded without decoding.
+    assert _stat(warm, "blocks decoded") == _stat(warm, r"hot regions \(optimising tier\)", 2)
+    assert _stat(cold, "blocks decoded") > 10 * _stat(warm, "blocks decoded")
+
+
+def _stat(r, name: str, group: int = 1) -> int:
+    """A number from --stats: the first on the row, or (group 2) the one in parentheses."""
+    return int(re.search(rf"{name}\s+(\d+)(?: \((\d+) blocks\))?", r.stderr.decode())[group])
+
+
+def test_shapes_that_no_longer_fit_the_code_are_not_used(tmp_path):
+    """A region shape whose bytes are corrupt, or whose code differs, is ignored: the run decodes
+    and its output is still the native one."""
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    runs.mkdir()
+    cold = _run(cache, runs)
+    shapes = sorted(cache.rglob("*.shape"))
+    assert len(shapes) > 10
+    for i, f in enumerate(shapes):
+        data = f.read_bytes()
+        f.write_bytes(data[:-3] + b"]]]" if i % 2 else data.replace(b"[", b"[1", 1))
+    again = _run(cache, runs)
+    assert again.returncode == cold.returncode
+    assert again.stdout == cold.stdout == _stdout_of_native(tmp_path)
+    assert _stat(again, "blocks decoded") > len(shapes) // 2
 
 
 def test_corrupt_and_truncated_entries_are_rebuilt(tmp_path):

@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
 
 from .cache import BlockCache, Translation
 from .codegen import Codegen
-from .decoder import Decoder
+from .decoder import Block, Decoder
 from .knobs import Knobs
 from .lifter import Lifter, module_text
 from .persist import module_key
 from .state import PAGE_SHIFT
 
 VERSION = "0.1.0"
+SHAPE = ".shape"        # the suffix of region shapes in the persistent store
 
 
 def _source_digest() -> str:
@@ -45,6 +47,7 @@ SOURCE_DIGEST = _source_digest()
 
 @dataclass
 class Stats:
+    decoded: int = 0          # blocks decoded (a warm run loads regions without decoding)
     blocks: int = 0
     insns: int = 0
     modules: int = 0
@@ -108,6 +111,7 @@ class Translator:
         while todo and len(blocks) < limit:
             addr = todo.pop(0)
             block = self.decoder.decode_block(self.fetch, addr, self.max_insns)
+            self.stats.decoded += 1
             blocks.append(block)
             for succ in block.successors():
                 if succ not in seen and include(succ) and self.fetch(succ, 1) \
@@ -122,13 +126,53 @@ class Translator:
             if t is not None:
                 self.cache.put(t)
                 return [t]
-        t0 = time.perf_counter()
-        blocks = self.decode_region(address)
-        self.stats.seconds_decode += time.perf_counter() - t0
-        out = self.compile_blocks(blocks, hot=not self.tiered)
+        out = self._from_manifest(address)
+        if out is None:
+            t0 = time.perf_counter()
+            blocks = self.decode_region(address)
+            self.stats.seconds_decode += time.perf_counter() - t0
+            out = self.compile_blocks(blocks, hot=not self.tiered)
+            if self.store is not None:
+                spec = [[b.start, b.end, b.fetch_fault, len(b.insns)] for b in blocks]
+                self.store.put(self._manifest_key(address), json.dumps(spec).encode(), SHAPE)
         for t in out:
             self.cache.put(t)
         return out
+
+    # ---- warm runs without decoding ------------------------------------------------------------
+    # A region's shape (its blocks' extents) is stored beside its object code, under a key made
+    # of its first address and bytes. A later run with the persistent cache reads the shape,
+    # fetches those bytes from guest memory, and, when the module key they give is in the store,
+    # loads the object without decoding anything: the key is a hash of the very bytes fetched,
+    # so different code at the same address can never match.
+    def _manifest_key(self, address: int) -> str:
+        from runtime import cpu
+        return module_key(["shape", SOURCE_DIGEST, cpu.signature(), self.knobs.key(), address,
+                           self.fetch(address, 16)], VERSION)
+
+    def _from_manifest(self, address: int) -> list[Translation] | None:
+        if self.store is None or (address >> PAGE_SHIFT) in self.written_pages:
+            return None
+        data = self.store.get(self._manifest_key(address), SHAPE)
+        if data is None:
+            return None
+        try:
+            spec = [(int(a), int(e), None if f is None else int(f), int(n))
+                    for a, e, f, n in json.loads(data)]
+        except (ValueError, TypeError):
+            return None
+        shapes = []
+        for start, end, fault, _ in spec:
+            raw = self.fetch(start, end - start) if end > start else b""
+            if len(raw) != end - start or (fault is not None and self.fetch(fault, 1)) \
+                    or (start != address and self.routine_at(start) is not None):
+                return None
+            shapes.append((start, fault, raw))
+        codegen = self.cold if self.tiered else self.codegen
+        key = self.key("blocks", codegen, shapes)
+        if key not in codegen.loaded and (self.store is None or not self.store.has(key)):
+            return None
+        return self._compile(shapes, [n for *_, n in spec], None, hot=not self.tiered)
 
     # ---- routine replacement (hle) -------------------------------------------------------------
     def add_routines(self, found) -> None:
@@ -188,7 +232,7 @@ class Translator:
         from runtime import cpu
         parts = [kind, SOURCE_DIGEST, cpu.signature(), codegen.opt_level, self.knobs.key()]
         for b in blocks:
-            parts += [b.start, b.fetch_fault, b"".join(i.raw for i in b.insns)]
+            parts += _shape(b) if isinstance(b, Block) else b
         return module_key(parts, VERSION)
 
     def compile_region(self, blocks) -> Translation:
@@ -212,15 +256,25 @@ class Translator:
 
     def compile_blocks(self, blocks, hot: bool = True) -> list[Translation]:
         """Lift blocks into one LLVM module and compile it (the cache is left alone)."""
+        return self._compile([_shape(b) for b in blocks], [len(b.insns) for b in blocks],
+                             blocks, hot)
+
+    def _compile(self, shapes, ninsns, blocks, hot: bool) -> list[Translation]:
+        """The module of the blocks with these shapes ((start, fetch fault, bytes)); `blocks`
+        are only needed when it is not in a cache (None: decode them again)."""
         codegen = self.codegen if hot else self.cold
-        key = self.key("blocks", codegen, blocks)
-        names = [f"b{key[:20]}_{i}" for i in range(len(blocks))]
+        key = self.key("blocks", codegen, shapes)
+        names = [f"b{key[:20]}_{i}" for i in range(len(shapes))]
 
         def build_ir() -> str:
+            todo = blocks
+            if todo is None:
+                todo = [self.decoder.decode_block(self.fetch, start, self.max_insns)
+                        for start, _, _ in shapes]
             t1 = time.perf_counter()
             functions, intrinsics = [], set()
-            for block, name in zip(blocks, names):
-                text, used = self.lifter.lift(block, name)
+            for block, name in zip(todo, names):
+                text, used = self.lifter.lift(block, name, chain=hot)
                 functions.append(text)
                 intrinsics |= used
             ir = module_text(functions, intrinsics)
@@ -229,8 +283,14 @@ class Translator:
 
         addrs = codegen.compile_keyed(key, build_ir, names)
         s = self.stats
-        s.blocks += len(blocks)
-        s.insns += sum(len(b.insns) for b in blocks)
+        s.blocks += len(shapes)
+        s.insns += sum(ninsns)
         s.modules += 1
-        return [Translation(block.start, max(block.end, block.start + 1), addrs[name],
-                            len(block.insns), name, hot) for block, name in zip(blocks, names)]
+        return [Translation(start, max(start + len(raw), start + 1), addrs[name], n, name, hot)
+                for (start, _, raw), n, name in zip(shapes, ninsns, names)]
+
+
+def _shape(block: Block) -> tuple:
+    """What of a block goes into a module key: where it starts, where its fetch faults, and its
+    bytes (the instructions' bytes, which are the guest bytes from start to end)."""
+    return (block.start, block.fetch_fault, b"".join(i.raw for i in block.insns))

@@ -24,6 +24,7 @@ import llvmlite
 
 MAGIC = b"JITBTOB1"
 DIGEST = 32
+SUFFIX = ".o"           # object code; region shapes (translator/__init__.py) are ".shape"
 
 
 def default_folder() -> Path:
@@ -50,55 +51,63 @@ class ObjectStore:
     def default(cls) -> "ObjectStore":
         return cls(default_folder())
 
-    def _path(self, key: str) -> Path:
-        return self.folder / "objects" / key[:2] / f"{key}.o"
+    def _path(self, key: str, suffix: str = SUFFIX) -> Path:
+        return self.folder / "objects" / key[:2] / f"{key}{suffix}"
 
-    def get(self, key: str) -> bytes | None:
-        path = self._path(key)
+    def has(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def get(self, key: str, suffix: str = SUFFIX) -> bytes | None:
+        """The payload stored under `key`: object code, or with another suffix another kind of
+        entry (those lookups leave the statistics, which are about object code, alone)."""
+        count = suffix == SUFFIX
+        path = self._path(key, suffix)
         try:
             data = path.read_bytes()
         except OSError:
-            self.misses += 1
+            self.misses += count
             return None
         payload = data[len(MAGIC) + DIGEST:]
         if (not data.startswith(MAGIC) or len(data) < len(MAGIC) + DIGEST
                 or hashlib.sha256(payload).digest() != data[len(MAGIC):len(MAGIC) + DIGEST]):
             self.corrupt += 1
-            self.misses += 1
+            self.misses += count
             try:
                 path.unlink()
             except OSError:
                 pass
             return None
-        self.hits += 1
+        self.hits += count
         return payload
 
-    def put(self, key: str, payload: bytes) -> None:
-        path = self._path(key)
+    def put(self, key: str, payload: bytes, suffix: str = SUFFIX) -> None:
+        count = suffix == SUFFIX
+        path = self._path(key, suffix)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as f:
                 f.write(MAGIC + hashlib.sha256(payload).digest() + payload)
             os.replace(tmp, path)
-            self.stored += 1
+            self.stored += count
         except OSError:
             pass           # a cache that cannot be written is only a slower run
 
     def info(self) -> tuple[int, int]:
         """(number of entries, bytes)."""
         n = size = 0
-        for p in (self.folder / "objects").glob("*/*.o"):
+        for p in (self.folder / "objects").glob(f"*/*{SUFFIX}"):
             n += 1
             size += p.stat().st_size
         return n, size
 
     def clear(self) -> int:
+        """Remove every entry; returns how many object files there were."""
         n = 0
-        for p in (self.folder / "objects").glob("*/*.o"):
+        for p in (self.folder / "objects").glob("*/*"):
             try:
                 p.unlink()
-                n += 1
+                n += p.suffix == SUFFIX
             except OSError:
                 pass
         return n
