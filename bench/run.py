@@ -10,7 +10,10 @@ trade-off on one page.
 
 For every workload the runner checks that all configurations print the same output, takes the
 median wall time of N runs, and prints a table of times and ratios to native with the geometric
-mean, plus jitbt's translation statistics (blocks, compile seconds) from a --stats run. It writes
+mean, plus jitbt's translation statistics from --stats runs: blocks, compile seconds and
+translation throughput (guest instructions per second of decoding, lifting and compiling) cold,
+and the persistent-cache hits of a warm run. Start-up is measured apart: a static glibc hello
+world (bench/workloads/hello.c), native, cold, warm and under qemu-x86_64, median of 5. It writes
 JSON (for machines) and a PNG chart (ratios to native, log scale) to the output folder. It
 measures and reports; it never fails on speed.
 """
@@ -68,18 +71,44 @@ def timed(cmd: list[str], timeout: float) -> tuple[float, bytes, int]:
 STAT_KEYS = {"blocks translated": "blocks", "guest instructions translated": "insns",
              "time optimising + compiling": "compile_s", "time parsing IR": "parse_s",
              "time building IR": "ir_s", "time decoding": "decode_s",
-             "blocks executed (native dispatch)": "blocks_run"}
+             "blocks run by the dispatcher loop": "blocks_run",
+             "persistent cache": "cache_hits"}
 
 
 def jitbt_stats(path: Path, timeout: float) -> dict:
-    p = subprocess.run(JITBT + ["--no-cache", "--stats", str(path)],
-                       capture_output=True, timeout=timeout, cwd=ROOT)
+    """Translation statistics of a cold run (--no-cache), and the persistent-cache hits of a warm
+    one (the cache filled by the timed runs)."""
+    stats = _stats_of(JITBT + ["--no-cache", "--stats", str(path)], timeout)
+    seconds = sum(stats.get(k, 0.0) for k in ("decode_s", "ir_s", "parse_s", "compile_s"))
+    stats["insns_per_s"] = stats.get("insns", 0) / seconds if seconds else 0.0
+    warm = _stats_of(JITBT + ["--stats", str(path)], timeout, warm=True)
+    stats["warm_hits"] = warm.get("cache_hits", 0)
+    return stats
+
+
+def _stats_of(cmd: list[str], timeout: float, warm: bool = False) -> dict:
+    env = dict(os.environ, XDG_CACHE_HOME=str(WARM_CACHE)) if warm else None
+    p = subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=ROOT, env=env)
     stats = {}
     for line in p.stderr.decode(errors="replace").splitlines():
         m = re.match(r"\s+(.+?)\s{2,}([\d.]+)", line)
         if m and m.group(1) in STAT_KEYS:
             stats[STAT_KEYS[m.group(1)]] = float(m.group(2))
     return stats
+
+
+def startup(timeout: float, runs: int = 5) -> dict:
+    """Wall time of a static hello world: native, jitbt cold and warm, qemu-x86_64."""
+    path = str(BUILD / "hello")
+    configs = {"native": [], "jitbt cold": JITBT + ["--no-cache"], "jitbt warm": JITBT}
+    qemu = shutil.which("qemu-x86_64")
+    if qemu:
+        configs["qemu-x86_64"] = [qemu]
+    timed(JITBT + [path], timeout)                  # fills the cache for the warm runs
+    out = {}
+    for name, prefix in configs.items():
+        out[name] = statistics.median(timed(prefix + [path], timeout)[0] for _ in range(runs))
+    return out
 
 
 def geomean(values):
@@ -141,6 +170,8 @@ def report(results: dict, console) -> None:
         table.add_column(c, justify="right")
     table.add_column("blocks", justify="right")
     table.add_column("compile s", justify="right")
+    table.add_column("insns/s", justify="right")
+    table.add_column("warm hits", justify="right")
     table.add_column("outputs")
     for name, row in results.items():
         cells = []
@@ -149,10 +180,11 @@ def report(results: dict, console) -> None:
             cells.append("—" if t is None else f"{t:.2f}s" + ("" if c == "native" else f" ({r[name][c]:.2f}x)"))
         st = row["stats"]
         table.add_row(name, *cells, f"{st.get('blocks', 0):.0f}", f"{st.get('compile_s', 0):.2f}",
+                      f"{st.get('insns_per_s', 0):,.0f}", f"{st.get('warm_hits', 0):.0f}",
                       "match" if row["ok"] else "; ".join(row["errors"]))
     means = [f"{geomean([r[n][c] for n in results]):.2f}x" if c != "native" else "1.00x"
              for c in configs]
-    table.add_row("geometric mean", *means, "", "", "")
+    table.add_row("geometric mean", *means, "", "", "", "", "")
     console.print(table)
 
 
@@ -204,6 +236,10 @@ def main(argv=None) -> int:
         task = progress.add_task("running workloads", total=total)
         results = run_suite(names, a.runs, a.timeout, lambda: progress.advance(task), levels)
     report(results, console)
+    start = startup(a.timeout) if (BUILD / "hello").exists() else {}
+    if start:
+        console.print("start-up, static glibc hello world (median of 5): " + ", ".join(
+            f"{k} {v:.3f} s" for k, v in start.items()))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"machine": platform.processor() or platform.machine(), "cpu": _cpu_name(),
@@ -214,7 +250,8 @@ def main(argv=None) -> int:
     configs = list(next(iter(results.values()))["times"])
     summary = {c: geomean([r[n][c] for n in results]) for c in configs}
     (out / "latest.json").write_text(json.dumps({"meta": meta, "results": results, "ratios": r,
-                                                  "geomean": summary}, indent=2, default=str))
+                                                  "geomean": summary, "startup": start},
+                                                 indent=2, default=str))
     chart(results, out / "latest.png")
     console.print(f"wrote {out / 'latest.json'} and {out / 'latest.png'}")
     return 0

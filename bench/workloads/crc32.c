@@ -2,7 +2,7 @@
 #include "common.h"
 
 int main(int argc, char **argv) {
-    long rounds = scale_arg(argc, argv, 200);
+    long rounds = scale_arg(argc, argv, 420);
     static uint32_t table[256];
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;

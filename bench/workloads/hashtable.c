@@ -5,7 +5,7 @@
 #define TOMB 1
 
 int main(int argc, char **argv) {
-    long rounds = scale_arg(argc, argv, 16);
+    long rounds = scale_arg(argc, argv, 38);
     long cap = 1 << 20;
     uint64_t *keys = calloc(cap, 8), *vals = calloc(cap, 8), h = 0, x = 12345;
     for (long r = 0; r < rounds; r++) {

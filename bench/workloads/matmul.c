@@ -2,7 +2,7 @@
 #include "common.h"
 
 int main(int argc, char **argv) {
-    long n = 220, rounds = scale_arg(argc, argv, 200);
+    long n = 220, rounds = scale_arg(argc, argv, 370);
     double *a = malloc(n * n * 8), *b = malloc(n * n * 8), *c = malloc(n * n * 8);
     for (long i = 0; i < n * n; i++) { a[i] = (double)(i % 17) / 7.0; b[i] = (double)(i % 13) / 5.0 - 1.0; }
     uint64_t h = 0;

@@ -5,7 +5,7 @@
 typedef struct { double x, y, z, vx, vy, vz, m; } body;
 
 int main(int argc, char **argv) {
-    long steps = scale_arg(argc, argv, 4500000);
+    long steps = scale_arg(argc, argv, 11000000);
     body b[5] = {{0, 0, 0, 0, 0, 0, 39.47},
                  {4.84, -1.16, -0.10, 0.60, 2.81, -0.02, 0.037},
                  {8.34, 4.12, -0.40, -1.01, 1.82, 0.008, 0.011},

@@ -27,7 +27,7 @@ static void merge_sort(uint64_t *a, uint64_t *tmp, long n) {
 }
 
 int main(int argc, char **argv) {
-    long n = 200000, rounds = scale_arg(argc, argv, 14);
+    long n = 200000, rounds = scale_arg(argc, argv, 32);
     uint64_t *a = malloc(n * 8), *b = malloc(n * 8), *tmp = malloc(n * 8), h = 0, x = 88172645463325252ULL;
     for (long r = 0; r < rounds; r++) {
         for (long i = 0; i < n; i++) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; a[i] = b[i] = x; }

@@ -4,7 +4,7 @@
 enum { PUSH, ADD, SUB, MUL, DUP, SWAP, JNZ, DEC, XOR, SHR, POP, HALT };
 
 int main(int argc, char **argv) {
-    long rounds = scale_arg(argc, argv, 750);
+    long rounds = scale_arg(argc, argv, 2100);
     /* stack: [acc, counter]; the loop body runs 20000 times per round */
     static const int prog[] = {PUSH, 20000, /* 2: */ SWAP, PUSH, 3, MUL, PUSH, 5, ADD, DUP, SHR, XOR,
                                SWAP, DEC, DUP, JNZ, 2, POP, HALT};

@@ -3,7 +3,7 @@
 #include "common.h"
 
 int main(int argc, char **argv) {
-    long rounds = scale_arg(argc, argv, 420);
+    long rounds = scale_arg(argc, argv, 900);
     const char *words[] = {"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"};
     long n = 1 << 18;
     char *text = malloc(n + 16), *copy = malloc(n + 16);
