@@ -17,8 +17,7 @@ from .irbuilder import IRBuilder, const
 from .knobs import Knobs
 from .semantics import SEMANTICS
 from .state import (ADDRESS_LIMIT, FLAG_NAMES, GPR_NAMES, LLVM_TYPE, PAGE_SHIFT, PERM_R, PERM_W,
-                    SIGSEGV, TABLE_ENTRY, Exit, field_index, table_index,
-                    table_index_ir)
+                    SIGSEGV, TABLE_ENTRY, Exit, field_index, table_index, table_index_ir)
 
 MODULE_HEADER = f"""%State = type {LLVM_TYPE}
 
@@ -53,6 +52,7 @@ define internal i1 @chk(ptr %perm, i64 %a, i64 %n1, i8 %need) alwaysinline {{
 }}
 """
 
+WINDOW = 2048         # bytes of stack around the entry rsp checked once per function (<= a page)
 FUNCTION_ARGS = "ptr noalias %st, ptr noalias %mem, ptr noalias readonly %perm"
 
 # condition code -> (flag expression kind)
@@ -143,6 +143,9 @@ class FunctionLifter:
         self.labels = {b.start: f"blk_{b.start:x}" for b in blocks} if region else {}
         self.block = blocks[0]
         self.chains = chain and lifter.knobs.chain == "on"
+        self.windowed = chain          # optimising tier: stack accesses try the window first
+        self.near_sp = False           # the memory operand being lifted is rsp/rbp based
+        self.window = None             # (low end, whether it is readable and writable)
         self.stop = None
         self.b = IRBuilder()
         self.entry: list[str] = []
@@ -179,6 +182,7 @@ class FunctionLifter:
             self._retire_count()
         for i, insn in enumerate(insns):
             self.insn, self.index = insn, i
+            self.near_sp = False
             self.live = lives[i]
             if knobs.trace:
                 self._trace_insn(insn.address)
@@ -395,6 +399,7 @@ class FunctionLifter:
             parts_const = op.disp
             if op.base is not None:
                 parts.append(self.get_gpr(op.base))
+                self.near_sp = op.base in (4, 5)
         if op.index is not None:
             idx = self.get_gpr(op.index)
             if op.scale != 1:
@@ -418,15 +423,41 @@ class FunctionLifter:
         the instruction would change has changed.
         """
         b = self.b
+        near_sp, self.near_sp = self.near_sp, False
         if self.lifter.checked:
+            good = None
+            if near_sp and self.windowed and size <= 64:
+                # Inside the stack window checked on entry: no table lookup (the window test
+                # is exact, whatever the address: the window only saves work).
+                low, ok = self._stack_window()
+                off = b.emit(f"sub i64 {addr}, {low}")
+                inside = b.emit(f"icmp ule i64 {off}, {WINDOW - size}")
+                good, slow = b.new_label("ok"), b.new_label("slow")
+                b.stmt(f"br i1 {b.emit(f'and i1 {ok}, {inside}')}, label %{good}, "
+                       f"label %{slow}, !prof !0")
+                b.label(slow)
             ok = b.emit(f"call i1 @chk(ptr %perm, i64 {addr}, i64 {size - 1}, i8 {need})")
-            self.branch_or_fault(ok, SIGSEGV, addr)
+            self.branch_or_fault(ok, SIGSEGV, addr, good)
         return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
 
-    def branch_or_fault(self, ok: str, signal: int, addr: str) -> None:
-        """Continue when `ok` (i1) holds, else fault with `signal` at the current instruction."""
+    def _stack_window(self) -> tuple[str, str]:
+        """The stack window: WINDOW bytes centred on rsp as the function was entered, and
+        whether all of it may be read and written (checked once, in the entry block). Most
+        stack accesses of a function fall inside it."""
+        if self.window is None:
+            p = self.ptr("gpr", 4)
+            self.entry += [f"  %w.sp = load i64, ptr {p}",
+                           f"  %w.low = sub i64 %w.sp, {WINDOW // 2}",
+                           f"  %w.ok = call i1 @chk(ptr %perm, i64 %w.low, i64 {WINDOW - 1}, "
+                           f"i8 {PERM_R | PERM_W})"]
+            self.window = ("%w.low", "%w.ok")
+        return self.window
+
+    def branch_or_fault(self, ok: str, signal: int, addr: str, good: str | None = None) -> None:
+        """Continue when `ok` (i1) holds, else fault with `signal` at the current instruction
+        (continue at label `good` when given)."""
         b = self.b
-        good, bad = b.new_label("ok"), b.new_label("fault")
+        good, bad = good or b.new_label("ok"), b.new_label("fault")
         b.stmt(f"br i1 {ok}, label %{good}, label %{bad}, !prof !0")
         b.label(bad)
         self._unretire(self.index)
@@ -594,11 +625,13 @@ class FunctionLifter:
     def push(self, value: str, size: int = 8) -> None:
         rsp = self.get_gpr(4)
         new = self.b.emit(f"sub i64 {rsp}, {size}")
+        self.near_sp = True
         self.store(new, value, size)
         self.set_gpr(4, new)
 
     def pop(self, size: int = 8) -> str:
         rsp = self.get_gpr(4)
+        self.near_sp = True
         v = self.load(rsp, size)
         self.set_gpr(4, self.b.emit(f"add i64 {rsp}, {size}"))
         return v

@@ -23,7 +23,7 @@ static struct node *build(long depth, long *ctr) {
 static long walk(struct node *n) { return n ? n->v ^ (walk(n->l) + 2 * walk(n->r)) : 1; }
 
 int main(int argc, char **argv) {
-    long scale = scale_arg(argc, argv, 43);
+    long scale = scale_arg(argc, argv, 44);
     long ctr = 0;
     struct node *t = build(16, &ctr);
     uint64_t h = mix64(0, (uint64_t)fib(scale));
