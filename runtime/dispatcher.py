@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-from translator.lifter import MODULE_HEADER
+from translator.lifter import BLOCK_CC, MODULE_HEADER
 from translator.state import TABLE_BITS, TABLE_ENTRY, Exit, field_index, table_index
 from translator.state import table_index_ir
 
@@ -73,7 +73,7 @@ count:
 run:
   %fp = getelementptr {TABLE_ENTRY}, ptr %table, i64 %h, i32 1
   %fn = load ptr, ptr %fp
-  %r = call i32 %fn(ptr %st, ptr %mem, ptr %perm)
+  %r = call {BLOCK_CC} i32 %fn(ptr %st, ptr %mem, ptr %perm)
   %hits = load i64, ptr %hits_p
   %hits1 = add i64 %hits, 1
   store i64 %hits1, ptr %hits_p

@@ -32,7 +32,6 @@ from .signals import host_signals, serve_syscall, signal_name
 from .syscalls import GuestExit, syscall_name
 
 BUDGET = 1 << 20          # blocks run natively before Python gets a look
-BLOCK_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 WARM = HOT_THRESHOLD // 16  # runs that make a block join a hot region around another
 
 
@@ -131,7 +130,7 @@ class Machine:
         fn = self.stepped.get(key)
         if fn is None:
             (t,) = tr.compile_blocks([block], hot=False)
-            fn = self.stepped[key] = BLOCK_FN(t.host)
+            fn = self.stepped[key] = tr.entry(t.host)
         code = fn(self.state_addr, self.mem.base, self.mem.perm_base)
         if code != Exit.CONTINUE:
             self._serve(code)

@@ -12,6 +12,7 @@ the blocks the dispatcher finds hot are compiled again by the optimising tier (`
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import itertools
 import json
@@ -28,6 +29,8 @@ from .persist import module_key
 from .state import PAGE_SHIFT
 
 VERSION = "0.1.0"
+ENTER_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_void_p)
 SHAPE = ".shape"        # the suffix of region shapes in the persistent store
 
 
@@ -84,6 +87,20 @@ class Translator:
         self.routines: dict[int, int] = {}
         self.routine_spans: dict[int, tuple[int, str]] = {}
         self.declined: set[int] = set()
+        self._enter = None
+
+    def entry(self, host: int):
+        """A Python callable running the translated function at `host` from outside the
+        dispatcher: fn(state address, memory base, permission table) -> exit code. Translated
+        functions use their own calling convention (BLOCK_CC), so a C trampoline calls them."""
+        if self._enter is None:
+            from .lifter import BLOCK_CC
+            ir = (f"define i32 @jitbt_enter(ptr %fn, ptr %st, ptr %mem, ptr %perm) {{\n"
+                  f"  %r = call {BLOCK_CC} i32 %fn(ptr %st, ptr %mem, ptr %perm)\n"
+                  f"  ret i32 %r\n}}\n")
+            self._enter = ENTER_FN(self.codegen.compile(ir, ["jitbt_enter"])["jitbt_enter"])
+        enter = self._enter
+        return lambda st, mem, perm: enter(host, st, mem, perm)
 
     @property
     def codegens(self):

@@ -14,7 +14,6 @@ store (translator/persist.py), and only on a miss builds its IR and compiles it.
 """
 from __future__ import annotations
 
-import ctypes
 import time
 
 import llvmlite.binding as llvm
@@ -130,5 +129,3 @@ class Codegen:
             self.pb.getModulePassManager().run(mod, self.pb)
         return str(mod)
 
-
-BLOCK_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)

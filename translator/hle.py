@@ -38,7 +38,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from .lifter import FUNCTION_ARGS, MODULE_HEADER
+from .lifter import BLOCK_CC, FUNCTION_ARGS, MODULE_HEADER
 from .state import ADDRESS_LIMIT, PAGE_SIZE, PERM_R, PERM_W, Exit, field_index
 
 MAX_ROUTINES = 32          # the length of the state's hle_calls array
@@ -351,7 +351,7 @@ def _function(r: Routine) -> str:
     storing the result in %res, or to %decline."""
     def gpr(n):
         return f"getelementptr %State, ptr %st, i64 0, i32 {GPR}, i64 {n}"
-    return f"""define i32 @{function_name(r)}({FUNCTION_ARGS}) {{
+    return f"""define {BLOCK_CC} i32 @{function_name(r)}({FUNCTION_ARGS}) {{
 entry:
   %res = alloca i64
   %rax.p = {gpr(0)}

@@ -52,6 +52,10 @@ define internal i1 @chk(ptr %perm, i64 %a, i64 %n1, i8 %need) alwaysinline {{
 }}
 """
 
+# The calling convention of every translated function: no callee-saved registers, so going
+# from one translation to the next (a chained tail call) saves and restores nothing. Only the
+# dispatcher and ``enter`` (C functions) call them from outside.
+BLOCK_CC = "preserve_nonecc"
 WINDOW = 2048         # bytes of stack around the entry rsp checked once per function (<= a page)
 FUNCTION_ARGS = "ptr noalias %st, ptr noalias %mem, ptr noalias readonly %perm"
 
@@ -111,7 +115,7 @@ class Lifter:
                 break
             except _Retry as r:
                 stops[r.where[0]] = r.where[1]
-        return (f"define i32 @{name}({FUNCTION_ARGS}) {{\nentry:\n"
+        return (f"define {BLOCK_CC} i32 @{name}({FUNCTION_ARGS}) {{\nentry:\n"
                 + "\n".join(fn.entry) + "\n" + body + "\n}\n"), fn.b.intrinsics
 
 
@@ -682,7 +686,7 @@ class FunctionLifter:
         b.stmt(f"store i64 {runs}, ptr {runs_p}")
         fn_p = b.emit(f"getelementptr {TABLE_ENTRY}, ptr {table}, i64 {index}, i32 1")
         fn = b.emit(f"load ptr, ptr {fn_p}")
-        r = b.emit(f"musttail call i32 {fn}(ptr %st, ptr %mem, ptr %perm)")
+        r = b.emit(f"musttail call {BLOCK_CC} i32 {fn}(ptr %st, ptr %mem, ptr %perm)")
         b.stmt(f"ret i32 {r}")
 
     def goto(self, address: int) -> None:

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field, replace
 
 from runtime.memory import GuestMemory
 from translator import Translator
-from translator.codegen import BLOCK_FN
 from translator.knobs import Knobs
 from translator.semantics import SEMANTICS
 from translator.state import FPU_CW_DEFAULT, PERM_R, PERM_W, PERM_X, CPUState, Exit
@@ -82,7 +81,7 @@ class JitCPU:
             block.insns.pop()                          # drop the ret: fall through to the end
         self.insn = block.insns[0]
         (t,) = self.translator.compile_blocks([block])
-        self.fn = BLOCK_FN(t.host)
+        self.fn = self.translator.entry(t.host)
 
     def run(self, regs: dict, rflags: int, mem: bytes | None = None):
         code, out, flags, mem, _, _ = self.run_full(regs, rflags, mem)
