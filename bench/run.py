@@ -116,7 +116,8 @@ def geomean(values):
     return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
 
 
-def run_suite(names, runs: int, timeout: float, progress=None, levels=None) -> dict:
+def run_suite(names, runs: int, timeout: float, progress=None, levels=None,
+              qemu_runs: int | None = None) -> dict:
     configs = configurations(levels)
     results = {}
     for name in names:
@@ -127,7 +128,7 @@ def run_suite(names, runs: int, timeout: float, progress=None, levels=None) -> d
             samples = []
             if cname.startswith("jitbt") and cname != "jitbt cold":
                 timed(prefix + [str(path)], timeout)      # fills the cache; not timed
-            for _ in range(runs):
+            for _ in range(qemu_runs if cname == "qemu-x86_64" and qemu_runs else runs):
                 try:
                     seconds, out, code = timed(prefix + [str(path)], timeout)
                 except subprocess.TimeoutExpired:
@@ -212,6 +213,8 @@ def chart(results: dict, path: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--qemu-runs", type=int, help="runs under qemu-x86_64 (default: --runs; "
+                    "qemu needs minutes for matmul)")
     ap.add_argument("--only", help="comma-separated workload names")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
@@ -234,7 +237,8 @@ def main(argv=None) -> int:
     total = len(names) * len(configurations(levels))
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("running workloads", total=total)
-        results = run_suite(names, a.runs, a.timeout, lambda: progress.advance(task), levels)
+        results = run_suite(names, a.runs, a.timeout, lambda: progress.advance(task), levels,
+                            a.qemu_runs)
     report(results, console)
     start = startup(a.timeout) if (BUILD / "hello").exists() else {}
     if start:
