@@ -272,7 +272,8 @@ class Translator:
                            tuple((b.start, max(b.end, b.start + 1)) for b in blocks))
 
     def compile_blocks(self, blocks, hot: bool = True) -> list[Translation]:
-        """Lift blocks into one LLVM module and compile it (the cache is left alone)."""
+        """Lift blocks into one LLVM function, entered at the block whose address is in the
+        state's rip, and compile it (the cache is left alone)."""
         return self._compile([_shape(b) for b in blocks], [len(b.insns) for b in blocks],
                              blocks, hot)
 
@@ -281,7 +282,7 @@ class Translator:
         are only needed when it is not in a cache (None: decode them again)."""
         codegen = self.codegen if hot else self.cold
         key = self.key("blocks", codegen, shapes)
-        names = [f"b{key[:20]}_{i}" for i in range(len(shapes))]
+        name = f"b{key[:20]}"
 
         def build_ir() -> str:
             todo = blocks
@@ -289,22 +290,18 @@ class Translator:
                 todo = [self.decoder.decode_block(self.fetch, start, self.max_insns)
                         for start, _, _ in shapes]
             t1 = time.perf_counter()
-            functions, intrinsics = [], set()
-            for block, name in zip(todo, names):
-                text, used = self.lifter.lift(block, name, chain=hot)
-                functions.append(text)
-                intrinsics |= used
-            ir = module_text(functions, intrinsics)
+            text, used = self.lifter.lift(list(todo), name, chain=hot, entries=True)
+            ir = module_text([text], used)
             self.stats.seconds_ir += time.perf_counter() - t1
             return ir
 
-        addrs = codegen.compile_keyed(key, build_ir, names)
+        host = codegen.compile_keyed(key, build_ir, [name])[name]
         s = self.stats
         s.blocks += len(shapes)
         s.insns += sum(ninsns)
         s.modules += 1
-        return [Translation(start, max(start + len(raw), start + 1), addrs[name], n, name, hot)
-                for (start, _, raw), n, name in zip(shapes, ninsns, names)]
+        return [Translation(start, max(start + len(raw), start + 1), host, n, name, hot)
+                for (start, _, raw), n in zip(shapes, ninsns)]
 
 
 def _shape(block: Block) -> tuple:

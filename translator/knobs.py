@@ -58,7 +58,7 @@ class Knobs:
     clock: str = "host"
     routines: str = "off"
     opt: int = 2
-    region: int = 32
+    region: int = 16
     chain: str = "on"
     trace: bool = False          # --trace: not a knob of the presets, but it changes the code
     level: str = DEFAULT_LEVEL   # the preset these knobs came from (for reports)

@@ -97,7 +97,8 @@ class Lifter:
         self.flag_liveness = knobs.flags == "live"
         self.exact_flags = knobs.exact_flags
 
-    def lift(self, block, name: str, chain: bool = True) -> tuple[str, set]:
+    def lift(self, block, name: str, chain: bool = True, entries: bool = False
+             ) -> tuple[str, set]:
         """The IR text of the function for `block`, and the intrinsics it uses.
 
         `block` may be a list of blocks (a region, even of one block): they become one function
@@ -105,11 +106,15 @@ class Lifter:
         itself too) become branches inside the function. `chain` False: the function returns to
         the dispatcher at its end even when the chain knob is on (cold code: it runs a few
         thousand times before it is hot, and chaining code would cost compile time for nothing).
+        `entries` True: `block` is a list of blocks that stay separate (every transfer leaves the
+        function) but share one function, entered at the block whose address is in the state's
+        rip: LLVM's per-function cost (about half a millisecond at -O0) is paid once a module.
         """
         blocks = block if isinstance(block, list) else [block]
         stops: dict[int, int] = {}
         while True:
-            fn = FunctionLifter(self, blocks, stops, isinstance(block, list), chain)
+            fn = FunctionLifter(self, blocks, stops, isinstance(block, list) and not entries,
+                                chain, entries)
             try:
                 body = fn.run()
                 break
@@ -140,11 +145,13 @@ class FunctionLifter:
     """Builds the IR of one block, or of a region of blocks. Semantics receive it as ``L``."""
 
     def __init__(self, lifter: Lifter, blocks, stops: dict[int, int], region: bool = False,
-                 chain: bool = True):
+                 chain: bool = True, entries: bool = False):
         self.lifter = lifter
         self.blocks = blocks
         self.stops = stops            # block index -> instruction to leave as UNSUPPORTED
-        self.labels = {b.start: f"blk_{b.start:x}" for b in blocks} if region else {}
+        self.entries = entries        # entered at any block, by rip
+        self.labels = {b.start: f"blk_{b.start:x}" for b in blocks} if region or entries else {}
+        self.targets = self.labels if region else {}    # direct branches that stay inside
         self.block = blocks[0]
         self.chains = chain and lifter.knobs.chain == "on"
         self.windowed = chain          # optimising tier: stack accesses try the window first
@@ -162,6 +169,12 @@ class FunctionLifter:
 
     # ---- driving ---------------------------------------------------------------------------
     def run(self) -> str:
+        if self.entries and len(self.blocks) > 1:
+            b = self.b
+            rip = b.emit(f"load i64, ptr {self.ptr('rip')}")
+            cases = " ".join(f"i64 {const(a, 64)}, label %{label}"
+                             for a, label in list(self.labels.items())[1:])
+            b.stmt(f"switch i64 {rip}, label %{self.labels[self.blocks[0].start]} [ {cases} ]")
         for i, block in enumerate(self.blocks):
             self.block, self.stop = block, self.stops.get(i)
             if self.labels:
@@ -692,7 +705,7 @@ class FunctionLifter:
     def goto(self, address: int) -> None:
         """End the block with a direct transfer to `address`: a branch inside the function when
         the region holds that block, else a chained exit."""
-        label = self.labels.get(address)
+        label = self.targets.get(address)
         if label is None:
             self.chain(const(address, 64))
             return
@@ -713,7 +726,7 @@ class FunctionLifter:
 
     def branch(self, cond: str, taken: int, not_taken: int) -> None:
         """End the block with a conditional direct transfer (jcc and friends)."""
-        if not self.labels or (taken not in self.labels and not_taken not in self.labels):
+        if not self.targets or (taken not in self.targets and not_taken not in self.targets):
             self.jump(self.select(cond, 64, const(taken, 64), const(not_taken, 64)))
             return
         b = self.b
