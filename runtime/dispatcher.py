@@ -102,9 +102,8 @@ DISPATCH_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
 class Dispatcher:
     def __init__(self, codegen):
         self.table = (Entry * (1 << TABLE_BITS))()
-        for e in self.table:
-            e.key = EMPTY
         self.table_addr = ctypes.addressof(self.table)
+        ctypes.memset(self.table_addr, 0xFF, ctypes.sizeof(self.table))   # every key EMPTY
         addr = codegen.compile(DISPATCH_IR, ["dispatch"])["dispatch"]
         self._fn = DISPATCH_FN(addr)
         self.perf_map: dict | None = {addr: "jitbt_dispatch"} if os.environ.get(PERF_MAP) else None

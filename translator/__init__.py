@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 from .cache import BlockCache, Translation
 from .codegen import Codegen
-from .decoder import Block, Decoder
 from .knobs import Knobs
 from .lifter import Lifter, module_text
 from .persist import module_key
@@ -65,7 +64,7 @@ class Translator:
                  tiered: bool = True, store=None):
         self.fetch = fetch
         self.knobs = knobs = knobs or Knobs()
-        self.decoder = Decoder()
+        self._decoder = None
         self.lifter = Lifter(knobs)
         self.store = store                            # persist.ObjectStore, or None
         self.codegen = Codegen(knobs.opt, store)      # the optimising tier
@@ -101,6 +100,15 @@ class Translator:
             self._enter = ENTER_FN(self.codegen.compile(ir, ["jitbt_enter"])["jitbt_enter"])
         enter = self._enter
         return lambda st, mem, perm: enter(host, st, mem, perm)
+
+    @property
+    def decoder(self):
+        """The decoder, made when first needed: a warm run may decode nothing, and capstone
+        takes a noticeable part of start-up to import."""
+        if self._decoder is None:
+            from .decoder import Decoder
+            self._decoder = Decoder()
+        return self._decoder
 
     @property
     def codegens(self):
@@ -163,9 +171,7 @@ class Translator:
     # loads the object without decoding anything: the key is a hash of the very bytes fetched,
     # so different code at the same address can never match.
     def _manifest_key(self, address: int) -> str:
-        from runtime import cpu
-        return module_key(["shape", SOURCE_DIGEST, cpu.signature(), self.knobs.key(), address,
-                           self.fetch(address, 16)], VERSION)
+        return module_key(["shape", address, self.fetch(address, 16)], VERSION, self._key_base())
 
     def _from_manifest(self, address: int) -> list[Translation] | None:
         if self.store is None or (address >> PAGE_SHIFT) in self.written_pages:
@@ -189,7 +195,7 @@ class Translator:
         key = self.key("blocks", codegen, shapes)
         if key not in codegen.loaded and (self.store is None or not self.store.has(key)):
             return None
-        return self._compile(shapes, [n for *_, n in spec], None, hot=not self.tiered)
+        return self._compile(shapes, [n for *_, n in spec], None, hot=not self.tiered, key=key)
 
     # ---- routine replacement (hle) -------------------------------------------------------------
     def add_routines(self, found) -> None:
@@ -246,11 +252,16 @@ class Translator:
     def key(self, kind: str, codegen, blocks) -> str:
         """What shapes a module's code: the guest bytes and block shapes, the compiling tier, the
         lifter's knobs, and the translator itself."""
-        from runtime import cpu
-        parts = [kind, SOURCE_DIGEST, cpu.signature(), codegen.opt_level, self.knobs.key()]
+        parts = [kind, codegen.opt_level]
         for b in blocks:
-            parts += _shape(b) if isinstance(b, Block) else b
-        return module_key(parts, VERSION)
+            parts += b if isinstance(b, tuple) else _shape(b)
+        return module_key(parts, VERSION, self._key_base())
+
+    def _key_base(self) -> tuple:
+        """The parts of every key that are the same for every module of a run (module_key
+        hashes them once; the CPU model is read each time, since tests change it)."""
+        from runtime import cpu
+        return (SOURCE_DIGEST, cpu.signature(), self.knobs.key())
 
     def compile_region(self, blocks) -> Translation:
         """Compile blocks as one function entered at the first, by the optimising tier."""
@@ -277,11 +288,12 @@ class Translator:
         return self._compile([_shape(b) for b in blocks], [len(b.insns) for b in blocks],
                              blocks, hot)
 
-    def _compile(self, shapes, ninsns, blocks, hot: bool) -> list[Translation]:
+    def _compile(self, shapes, ninsns, blocks, hot: bool, key: str | None = None
+                 ) -> list[Translation]:
         """The module of the blocks with these shapes ((start, fetch fault, bytes)); `blocks`
         are only needed when it is not in a cache (None: decode them again)."""
         codegen = self.codegen if hot else self.cold
-        key = self.key("blocks", codegen, shapes)
+        key = key or self.key("blocks", codegen, shapes)
         name = f"b{key[:20]}"
 
         def build_ir() -> str:
@@ -304,7 +316,7 @@ class Translator:
                 for (start, _, raw), n in zip(shapes, ninsns)]
 
 
-def _shape(block: Block) -> tuple:
+def _shape(block) -> tuple:
     """What of a block goes into a module key: where it starts, where its fetch faults, and its
     bytes (the instructions' bytes, which are the guest bytes from start to end)."""
     return (block.start, block.fetch_fault, b"".join(i.raw for i in block.insns))

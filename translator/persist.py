@@ -24,6 +24,7 @@ import llvmlite
 
 MAGIC = b"JITBTOB1"
 DIGEST = 32
+_BASES: dict = {}       # (version, base) -> the hash of both, to be copied
 SUFFIX = ".o"           # object code; region shapes (translator/__init__.py) are ".shape"
 
 
@@ -32,10 +33,17 @@ def default_folder() -> Path:
     return Path(base) / "jitbt"
 
 
-def module_key(parts: list, version: str) -> str:
-    """The key of a module: `parts` describe everything that shapes its code."""
-    h = hashlib.sha256()
-    h.update(f"jitbt {version} llvmlite {llvmlite.__version__}\0".encode())
+def module_key(parts: list, version: str, base: tuple = ()) -> str:
+    """The key of a module: `base` and `parts` describe everything that shapes its code
+    (`base`: what is the same for every module of a run, hashed once and reused)."""
+    start = _BASES.get((version, base))
+    if start is None:
+        start = hashlib.sha256(f"jitbt {version} llvmlite {llvmlite.__version__}\0".encode())
+        for p in base:
+            start.update(p if isinstance(p, bytes) else repr(p).encode())
+            start.update(b"\0")
+        _BASES[(version, base)] = start
+    h = start.copy()
     for p in parts:
         h.update(p if isinstance(p, bytes) else repr(p).encode())
         h.update(b"\0")
