@@ -81,6 +81,17 @@ def xmm_op(L, text: str, old: str, src: str) -> str:
     return L.b.emit(f"bitcast {XMM} {r} to i128")
 
 
+def plain_xmm_op(L, text: str, old: str, src: str) -> str:
+    """As xmm_op, under the host's MXCSR as it is (round to nearest, every exception masked,
+    no DAZ or FTZ) and without collecting flags: the levels below datapath, which define SSE
+    arithmetic that way. One host instruction gives x86's own NaN results, which written out
+    in IR cost about ten vector operations per instruction."""
+    a = L.b.emit(f"bitcast i128 {old} to {XMM}")
+    c = L.b.emit(f"bitcast i128 {src} to {XMM}")
+    r = L.b.emit(f'call {XMM} asm "{text}", "=x,0,x"({XMM} {a}, {XMM} {c})')
+    return L.b.emit(f"bitcast {XMM} {r} to i128")
+
+
 def as_xmm(L, value: str) -> str:
     """An i128 as the vector type xmm operands are passed in."""
     return L.b.emit(f"bitcast i128 {value} to {XMM}")

@@ -5,13 +5,14 @@ One semantic a family, generic over the four forms its suffix names (``FORMS``):
 destination. Scalars are computed as whole vectors too (the other lanes are discarded), which keeps
 one code path::
 
-    addsd xmm0, qword ptr [rbx]   ->  a = xmm0 as <2 x double>, c = the qword zero-extended
-                                      r = nan_rules(fadd a, c) ; xmm0 = low qword of r, high of a
+    sqrtsd xmm0, qword ptr [rbx]  ->  c = the qword zero-extended, as <2 x double>
+                                      r = nan_rules(sqrt c) ; xmm0 = low qword of r, high of xmm0
 
 NaN results follow x86, not LLVM (which promises neither payload nor sign, and may commute
 operands): ``nan_rules`` makes a NaN result the first source's NaN, quieted, else the second's,
 quieted, else the "default NaN" (negative quiet NaN) that invalid operations (0*inf, inf-inf,
-sqrt(-1)) produce. min/max return the second operand when either is NaN or both are zero, exactly
+sqrt(-1)) produce. add/sub/mul/div run the host's own instruction instead (one instruction
+against about ten vector operations for the rules; hostexec.plain_xmm_op), rounding to nearest. min/max return the second operand when either is NaN or both are zero, exactly
 (fcmp + select, not llvm.minnum).
 
 At datapath (the exact flag model, ``L.lifter.exact_flags``) every instruction here but rcp/rsqrt
@@ -97,19 +98,15 @@ def nan_rules(L, t: Lanes, r: str, a: str, c: str | None = None) -> str:
     return L.b.emit(f"select <{t.n} x i1> {is_nan(L, t, r)}, {t.vt} {pick}, {t.vt} {r}")
 
 
-ARITH = {"add": "fadd", "sub": "fsub", "mul": "fmul", "div": "fdiv"}
-
-
-@semantic(*(op + s for op in ARITH for s in FORMS))
+@semantic(*(op + s for op in ("add", "sub", "mul", "div") for s in FORMS))
 def farith(L, insn):
     t, scalar = form(insn)
     dst, src = insn.ops
     if L.lifter.exact_flags:
         return on_host(L, insn, fsource(L, src, t, scalar))
-    old = xmm(L, dst)
-    a, c = L.vec(old, t.vt), L.vec(fsource(L, src, t, scalar), t.vt)
-    r = L.b.emit(f"{ARITH[insn.mnemonic[:3]]} {t.vt} {a}, {c}")
-    finish(L, dst, t, scalar, nan_rules(L, t, r, a, c), old)
+    # The host instruction itself (x86 NaN rules for free), rounding to nearest.
+    L.set_xmm(dst.reg, hostexec.plain_xmm_op(L, f"{insn.mnemonic} $2, $0", xmm(L, dst),
+                                             fsource(L, src, t, scalar)))
 
 
 @semantic(*(op + s for op in ("min", "max") for s in FORMS))
