@@ -228,7 +228,7 @@ def main(argv=None) -> int:
         return 2
     from rich.console import Console
     from rich.progress import Progress
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)
     names = a.only.split(",") if a.only else workloads()
     missing = [n for n in names if not (BUILD / n).exists()]
     if missing:
