@@ -3,7 +3,8 @@
     .venv/bin/python -m pytest bench/test_micro.py --benchmark-only
 
 These measure; they never fail on speed. The printed extra_info gives guest instructions per
-second for translation and nanoseconds per block for dispatch.
+second for translation, nanoseconds per block through the dispatcher loop, and nanoseconds per
+chained transfer between optimised translations.
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ import pytest
 
 from runtime.machine import Machine, Options
 from translator.knobs import Knobs
+from translator.state import Exit
+
+NOT_HOT = 1 << 63          # a hot threshold never reached: nothing stops to be promoted
 
 ROOT = Path(__file__).resolve().parent.parent
 GUEST = ROOT / "guests" / "build" / "sort-O2"
@@ -55,7 +59,34 @@ def test_dispatch_cost(benchmark):
 
     def run():
         m.state.rip = addr
-        m.dispatcher.run(ctypes.addressof(m.state), m.mem.base, m.mem.perm_base, n)
+        m.state.ticks = n
+        code = m.dispatcher.run(ctypes.addressof(m.state), m.mem.base, m.mem.perm_base, n,
+                                hot=NOT_HOT)
+        assert code == Exit.BUDGET, code          # ran all n blocks, did not stop early
 
     benchmark.pedantic(run, rounds=5, iterations=1)
     benchmark.extra_info["ns_per_block"] = round(benchmark.stats.stats.median / n * 1e9, 2)
+
+
+def test_chained_transfer_cost(benchmark):
+    """Nanoseconds per chained transfer: two optimised blocks that jump to each other, each
+    looking the other up in the native table and tail-calling it, without the dispatcher."""
+    m = _machine()
+    a = m.image.entry
+    code = bytes.fromhex("eb00") + bytes.fromhex("ebfc")   # a: jmp b; b: jmp a
+    m.mem.poke(a, code)
+    m.translator.cache.invalidate_range(a, a + len(code))
+    blocks = [m.translator.decoder.decode_block(m.mem.fetch, x) for x in (a, a + 2)]
+    for t in m.translator.compile_blocks(blocks, hot=True):    # the optimising tier chains
+        m.dispatcher.insert(t)
+    n = 2_000_000
+
+    def run():
+        m.state.rip = a
+        m.state.ticks = n              # every chained transfer spends a tick: n transfers
+        code = m.dispatcher.run(ctypes.addressof(m.state), m.mem.base, m.mem.perm_base, n,
+                                hot=NOT_HOT)
+        assert code == Exit.BUDGET, code
+
+    benchmark.pedantic(run, rounds=5, iterations=1)
+    benchmark.extra_info["ns_per_transfer"] = round(benchmark.stats.stats.median / n * 1e9, 2)
