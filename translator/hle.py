@@ -103,6 +103,105 @@ GPR = field_index("gpr")
 LIMIT = ADDRESS_LIMIT
 NONE = -1                  # the helpers' "a page is not accessible": decline
 
+def _scan(name: str, params: str, streams: str, prologue: str, vec: str, byte: str) -> str:
+    """A scan helper: the first offset in [0, limit) where `vec` (16 bytes at a time, defining
+    the <16 x i1> %m) or `byte` (one byte, defining the i1 %bm) finds a match, limit if none,
+    NONE if the scan reaches a page the guest may not read first. Each of `streams` (letters:
+    a pointer parameter %a, %b, ...) has its pages checked as the scan enters them, and is
+    read through %hp<letter>; 16 bytes at a time while every stream is inside a checked page."""
+    phis = "\n".join(f"  %ok{s} = phi i64 [ %{s}, %entry ], [ %ok{s}2, %vnext ], [ %ok{s}2, %bnext ]"
+                      for s in streams)
+    checks, prev = [], "go"
+    for s in streams:
+        checks.append(f"""  %p{s} = add i64 %{s}, %i
+  %new{s} = icmp uge i64 %p{s}, %ok{s}
+  br i1 %new{s}, label %check{s}, label %c{s}
+check{s}:
+  %pok{s} = call i1 @hle_page(ptr %perm, i64 %p{s}, i8 {PERM_R})
+  %pe{s} = or i64 %p{s}, {PAGE_SIZE - 1}
+  %pend{s} = add i64 %pe{s}, 1
+  br i1 %pok{s}, label %c{s}, label %fail
+c{s}:
+  %ok{s}2 = phi i64 [ %ok{s}, %{prev} ], [ %pend{s}, %check{s} ]
+  %room{s} = sub i64 %ok{s}2, %p{s}
+  %r16{s} = icmp uge i64 %room{s}, 16
+  %hp{s} = getelementptr i8, ptr %mem, i64 %p{s}""")
+        prev = f"c{s}"
+    wide, last = "%m16", "%m16"
+    for k, s in enumerate(streams):
+        wide = f"%w{k}"
+        checks.append(f"  {wide} = and i1 {last}, %r16{s}")
+        last = wide
+    return f"""define internal i64 @{name}(ptr %mem, ptr %perm, {params}, i1 %nul, i64 %limit) {{
+entry:
+{prologue}
+  %ni = insertelement <16 x i1> poison, i1 %nul, i64 0
+  %ns = shufflevector <16 x i1> %ni, <16 x i1> poison, <16 x i32> zeroinitializer
+  br label %loop
+loop:
+  %i = phi i64 [ 0, %entry ], [ %i16, %vnext ], [ %i1, %bnext ]
+{phis}
+  %end = icmp eq i64 %i, %limit
+  br i1 %end, label %none, label %go
+go:
+  %rem = sub i64 %limit, %i
+  %m16 = icmp uge i64 %rem, 16
+{chr(10).join(checks)}
+  br i1 {wide}, label %vec, label %byte
+vec:
+{vec}
+  %bits = bitcast <16 x i1> %m to i16
+  %any = icmp ne i16 %bits, 0
+  br i1 %any, label %vfound, label %vnext
+vfound:
+  %tz = call i16 @llvm.cttz.i16(i16 %bits, i1 true)
+  %tz64 = zext i16 %tz to i64
+  %r = add i64 %i, %tz64
+  ret i64 %r
+vnext:
+  %i16 = add i64 %i, 16
+  br label %loop
+byte:
+{byte}
+  br i1 %bm, label %bfound, label %bnext
+bfound:
+  ret i64 %i
+bnext:
+  %i1 = add i64 %i, 1
+  br label %loop
+none:
+  ret i64 %limit
+fail:
+  ret i64 {NONE}
+}}
+"""
+
+
+# The offset of the first byte of [a, a+limit) equal to c (or zero, when nul).
+SCAN_FIND = _scan("hle_find", "i64 %a, i8 %c", "a", """  %ci = insertelement <16 x i8> poison, i8 %c, i64 0
+  %cs = shufflevector <16 x i8> %ci, <16 x i8> poison, <16 x i32> zeroinitializer""",
+                  """  %v = load <16 x i8>, ptr %hpa, align 1
+  %eq = icmp eq <16 x i8> %v, %cs
+  %z = icmp eq <16 x i8> %v, zeroinitializer
+  %zn = and <16 x i1> %z, %ns
+  %m = or <16 x i1> %eq, %zn""", """  %b = load i8, ptr %hpa
+  %be = icmp eq i8 %b, %c
+  %bz = icmp eq i8 %b, 0
+  %bzn = and i1 %bz, %nul
+  %bm = or i1 %be, %bzn""")
+# The first position where the bytes at a and b differ (or, when nul, the byte at a is zero).
+SCAN_CMP = _scan("hle_cmp", "i64 %a, i64 %b", "ab", "", """  %va = load <16 x i8>, ptr %hpa, align 1
+  %vb = load <16 x i8>, ptr %hpb, align 1
+  %ne = icmp ne <16 x i8> %va, %vb
+  %z = icmp eq <16 x i8> %va, zeroinitializer
+  %zn = and <16 x i1> %z, %ns
+  %m = or <16 x i1> %ne, %zn""", """  %ba = load i8, ptr %hpa
+  %bb = load i8, ptr %hpb
+  %bne = icmp ne i8 %ba, %bb
+  %bz = icmp eq i8 %ba, 0
+  %bzn = and i1 %bz, %nul
+  %bm = or i1 %bne, %bzn""")
+
 HELPERS = f"""
 declare void @llvm.memmove.p0.p0.i64(ptr, ptr, i64, i1)
 declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
@@ -154,157 +253,8 @@ define internal i1 @hle_page(ptr %perm, i64 %p, i8 %need) alwaysinline {{
   ret i1 %ok
 }}
 
-; The offset of the first byte of [a, a+limit) equal to c (or zero, when nul), limit if there is
-; none, {NONE} if the scan reaches a page the guest may not read before finding one. Pages are
-; checked as the scan enters them; 16 bytes at a time while they lie inside a checked page.
-define internal i64 @hle_find(ptr %mem, ptr %perm, i64 %a, i8 %c, i1 %nul, i64 %limit) {{
-entry:
-  %ci = insertelement <16 x i8> poison, i8 %c, i64 0
-  %cs = shufflevector <16 x i8> %ci, <16 x i8> poison, <16 x i32> zeroinitializer
-  %ni = insertelement <16 x i1> poison, i1 %nul, i64 0
-  %ns = shufflevector <16 x i1> %ni, <16 x i1> poison, <16 x i32> zeroinitializer
-  br label %loop
-loop:
-  %i = phi i64 [ 0, %entry ], [ %i16, %vnext ], [ %i1, %bnext ]
-  %okend = phi i64 [ %a, %entry ], [ %okend2, %vnext ], [ %okend2, %bnext ]
-  %end = icmp eq i64 %i, %limit
-  br i1 %end, label %none, label %go
-go:
-  %p = add i64 %a, %i
-  %new = icmp uge i64 %p, %okend
-  br i1 %new, label %check, label %checked
-check:
-  %pok = call i1 @hle_page(ptr %perm, i64 %p, i8 {PERM_R})
-  %pe = or i64 %p, {PAGE_SIZE - 1}
-  %pend = add i64 %pe, 1
-  br i1 %pok, label %checked, label %fail
-checked:
-  %okend2 = phi i64 [ %okend, %go ], [ %pend, %check ]
-  %room = sub i64 %okend2, %p
-  %rem = sub i64 %limit, %i
-  %r16 = icmp uge i64 %room, 16
-  %m16 = icmp uge i64 %rem, 16
-  %wide = and i1 %r16, %m16
-  %hp = getelementptr i8, ptr %mem, i64 %p
-  br i1 %wide, label %vec, label %byte
-vec:
-  %v = load <16 x i8>, ptr %hp, align 1
-  %eq = icmp eq <16 x i8> %v, %cs
-  %z = icmp eq <16 x i8> %v, zeroinitializer
-  %zn = and <16 x i1> %z, %ns
-  %m = or <16 x i1> %eq, %zn
-  %bits = bitcast <16 x i1> %m to i16
-  %any = icmp ne i16 %bits, 0
-  br i1 %any, label %vfound, label %vnext
-vfound:
-  %tz = call i16 @llvm.cttz.i16(i16 %bits, i1 true)
-  %tz64 = zext i16 %tz to i64
-  %r = add i64 %i, %tz64
-  ret i64 %r
-vnext:
-  %i16 = add i64 %i, 16
-  br label %loop
-byte:
-  %b = load i8, ptr %hp
-  %be = icmp eq i8 %b, %c
-  %bz = icmp eq i8 %b, 0
-  %bzn = and i1 %bz, %nul
-  %bm = or i1 %be, %bzn
-  br i1 %bm, label %bfound, label %bnext
-bfound:
-  ret i64 %i
-bnext:
-  %i1 = add i64 %i, 1
-  br label %loop
-none:
-  ret i64 %limit
-fail:
-  ret i64 {NONE}
-}}
-
-; The offset of the first position in [0, limit) where the bytes at a and b differ (or, when nul,
-; the byte at a is zero), limit if there is none, {NONE} if the scan reaches a page the guest may
-; not read first. The pages of both are checked as the scan enters them.
-define internal i64 @hle_cmp(ptr %mem, ptr %perm, i64 %a, i64 %b, i1 %nul, i64 %limit) {{
-entry:
-  %ni = insertelement <16 x i1> poison, i1 %nul, i64 0
-  %ns = shufflevector <16 x i1> %ni, <16 x i1> poison, <16 x i32> zeroinitializer
-  br label %loop
-loop:
-  %i = phi i64 [ 0, %entry ], [ %i16, %vnext ], [ %i1, %bnext ]
-  %oka = phi i64 [ %a, %entry ], [ %oka2, %vnext ], [ %oka2, %bnext ]
-  %okb = phi i64 [ %b, %entry ], [ %okb2, %vnext ], [ %okb2, %bnext ]
-  %end = icmp eq i64 %i, %limit
-  br i1 %end, label %none, label %go
-go:
-  %pa = add i64 %a, %i
-  %pb = add i64 %b, %i
-  %newa = icmp uge i64 %pa, %oka
-  br i1 %newa, label %checka, label %ca
-checka:
-  %poka = call i1 @hle_page(ptr %perm, i64 %pa, i8 {PERM_R})
-  %pea = or i64 %pa, {PAGE_SIZE - 1}
-  %penda = add i64 %pea, 1
-  br i1 %poka, label %ca, label %fail
-ca:
-  %oka2 = phi i64 [ %oka, %go ], [ %penda, %checka ]
-  %newb = icmp uge i64 %pb, %okb
-  br i1 %newb, label %checkb, label %cb
-checkb:
-  %pokb = call i1 @hle_page(ptr %perm, i64 %pb, i8 {PERM_R})
-  %peb = or i64 %pb, {PAGE_SIZE - 1}
-  %pendb = add i64 %peb, 1
-  br i1 %pokb, label %cb, label %fail
-cb:
-  %okb2 = phi i64 [ %okb, %ca ], [ %pendb, %checkb ]
-  %rooma = sub i64 %oka2, %pa
-  %roomb = sub i64 %okb2, %pb
-  %rem = sub i64 %limit, %i
-  %ra16 = icmp uge i64 %rooma, 16
-  %rb16 = icmp uge i64 %roomb, 16
-  %m16 = icmp uge i64 %rem, 16
-  %w1 = and i1 %ra16, %rb16
-  %wide = and i1 %w1, %m16
-  %hpa = getelementptr i8, ptr %mem, i64 %pa
-  %hpb = getelementptr i8, ptr %mem, i64 %pb
-  br i1 %wide, label %vec, label %byte
-vec:
-  %va = load <16 x i8>, ptr %hpa, align 1
-  %vb = load <16 x i8>, ptr %hpb, align 1
-  %ne = icmp ne <16 x i8> %va, %vb
-  %z = icmp eq <16 x i8> %va, zeroinitializer
-  %zn = and <16 x i1> %z, %ns
-  %m = or <16 x i1> %ne, %zn
-  %bits = bitcast <16 x i1> %m to i16
-  %any = icmp ne i16 %bits, 0
-  br i1 %any, label %vfound, label %vnext
-vfound:
-  %tz = call i16 @llvm.cttz.i16(i16 %bits, i1 true)
-  %tz64 = zext i16 %tz to i64
-  %r = add i64 %i, %tz64
-  ret i64 %r
-vnext:
-  %i16 = add i64 %i, 16
-  br label %loop
-byte:
-  %ba = load i8, ptr %hpa
-  %bb = load i8, ptr %hpb
-  %bne = icmp ne i8 %ba, %bb
-  %bz = icmp eq i8 %ba, 0
-  %bzn = and i1 %bz, %nul
-  %bm = or i1 %bne, %bzn
-  br i1 %bm, label %bfound, label %bnext
-bfound:
-  ret i64 %i
-bnext:
-  %i1 = add i64 %i, 1
-  br label %loop
-none:
-  ret i64 %limit
-fail:
-  ret i64 {NONE}
-}}
-
+{SCAN_FIND}
+{SCAN_CMP}
 ; The byte difference a[i] - b[i] (as the unsigned bytes), as C's int in rax (zero-extended, as a
 ; 32-bit subtraction leaves it).
 define internal i64 @hle_diff(ptr %mem, i64 %a, i64 %b, i64 %i) alwaysinline {{
