@@ -77,5 +77,10 @@ def cpuid(leaf: int, subleaf: int = 0) -> tuple[int, int, int, int]:
 def signature() -> tuple:
     """Everything the model claims, as a value: part of the translation cache keys, since
     semantics consult the model (a tzcnt lifted without BMI1 is a bsf)."""
-    return tuple((name, value) for name, value in sorted(globals().items())
-                 if name.isupper() and isinstance(value, (int, bool, bytes)))
+    g = globals()
+    return tuple((name, g[name]) for name in _MODEL)
+
+
+# The names signature() reads (looked up each time: tests change the model's values).
+_MODEL = sorted(name for name, value in globals().items()
+                if name.isupper() and isinstance(value, (int, bool, bytes)))

@@ -18,7 +18,9 @@ from __future__ import annotations
 import ctypes
 import os
 
+from translator import SOURCE_DIGEST, VERSION
 from translator.lifter import BLOCK_CC, MODULE_HEADER
+from translator.persist import module_key
 from translator.state import TABLE_BITS, TABLE_ENTRY, Exit, field_index, table_index
 from translator.state import table_index_ir
 
@@ -104,7 +106,9 @@ class Dispatcher:
         self.table = (Entry * (1 << TABLE_BITS))()
         self.table_addr = ctypes.addressof(self.table)
         ctypes.memset(self.table_addr, 0xFF, ctypes.sizeof(self.table))   # every key EMPTY
-        addr = codegen.compile(DISPATCH_IR, ["dispatch"])["dispatch"]
+        # Through the caches like any module: a warm start loads it instead of compiling it.
+        key = module_key(["dispatch", DISPATCH_IR], VERSION, (SOURCE_DIGEST,))
+        addr = codegen.compile_keyed(key, lambda: DISPATCH_IR, ["dispatch"])["dispatch"]
         self._fn = DISPATCH_FN(addr)
         self.perf_map: dict | None = {addr: "jitbt_dispatch"} if os.environ.get(PERF_MAP) else None
 

@@ -91,3 +91,28 @@ def test_blocks_shows_instructions_and_ir():
 def test_blocks_at_address_outside_code():
     r = run_jitbt("blocks", BUILD / "hello", "--at", "0x10")
     assert r.returncode != 0 and "not in executable guest memory" in r.stderr.decode()
+
+
+def test_elf_headers_agree_with_pyelftools():
+    """The loader reads ELF and program headers itself (start-up time); pyelftools, a reference
+    parser, must read the same from every guest and benchmark binary."""
+    from elftools.elf.elffile import ELFFile
+    from runtime.loader import ElfHeaders
+    paths = sorted(p for p in BUILD.iterdir() if p.is_file() and p.read_bytes()[:4] == b"\x7fELF")
+    assert len(paths) > 10
+    for path in paths:
+        with open(path, "rb") as f:
+            ref = ELFFile(f)
+            f.seek(0)
+            mine = ElfHeaders(f)
+            assert mine.elfclass == ref.elfclass
+            for name in ("e_type", "e_machine", "e_entry", "e_phoff", "e_phentsize", "e_phnum"):
+                assert mine[name] == ref[name], (path, name)
+            ours = list(mine.iter_segments())
+            theirs = list(ref.iter_segments())
+            assert len(ours) == len(theirs)
+            for a, b in zip(ours, theirs):
+                for name in ("p_flags", "p_offset", "p_vaddr", "p_filesz", "p_memsz", "p_align"):
+                    assert a[name] == b[name], (path, name)
+                if isinstance(a["p_type"], str):
+                    assert a["p_type"] == b["p_type"]

@@ -53,17 +53,18 @@ def module_key(parts: list, version: str, base: tuple = ()) -> str:
 class ObjectStore:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
+        self._objects = str(self.folder / "objects")
         self.hits = self.misses = self.stored = self.corrupt = 0
 
     @classmethod
     def default(cls) -> "ObjectStore":
         return cls(default_folder())
 
-    def _path(self, key: str, suffix: str = SUFFIX) -> Path:
-        return self.folder / "objects" / key[:2] / f"{key}{suffix}"
+    def _path(self, key: str, suffix: str = SUFFIX) -> str:
+        return f"{self._objects}/{key[:2]}/{key}{suffix}"      # strings: pathlib is slow here
 
     def has(self, key: str) -> bool:
-        return self._path(key).exists()
+        return os.path.exists(self._path(key))
 
     def get(self, key: str, suffix: str = SUFFIX) -> bytes | None:
         """The payload stored under `key`: object code, or with another suffix another kind of
@@ -71,7 +72,8 @@ class ObjectStore:
         count = suffix == SUFFIX
         path = self._path(key, suffix)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:
+                data = f.read()
         except OSError:
             self.misses += count
             return None
@@ -81,7 +83,7 @@ class ObjectStore:
             self.corrupt += 1
             self.misses += count
             try:
-                path.unlink()
+                os.unlink(path)
             except OSError:
                 pass
             return None
@@ -92,8 +94,9 @@ class ObjectStore:
         count = suffix == SUFFIX
         path = self._path(key, suffix)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            folder = os.path.dirname(path)
+            os.makedirs(folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
             with os.fdopen(fd, "wb") as f:
                 f.write(MAGIC + hashlib.sha256(payload).digest() + payload)
             os.replace(tmp, path)
