@@ -108,7 +108,7 @@ class Dispatcher:
         ctypes.memset(self.table_addr, 0xFF, ctypes.sizeof(self.table))   # every key EMPTY
         # Through the caches like any module: a warm start loads it instead of compiling it.
         key = module_key(["dispatch", DISPATCH_IR], VERSION, (SOURCE_DIGEST,))
-        addr = codegen.compile_keyed(key, lambda: DISPATCH_IR, ["dispatch"])["dispatch"]
+        addr = codegen.compile_keyed(key, lambda: DISPATCH_IR, ["dispatch"], ".rt")["dispatch"]
         self._fn = DISPATCH_FN(addr)
         self.perf_map: dict | None = {addr: "jitbt_dispatch"} if os.environ.get(PERF_MAP) else None
 

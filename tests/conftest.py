@@ -48,11 +48,12 @@ def run_jitbt(*cli_args, stdin=b"", env=None, timeout=300, cwd=ROOT):
                           env=env, cwd=cwd, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def cpus():
-    """The host CPU and jitbt, each ready to run one instruction form (translator/conformance)."""
+@pytest.fixture(scope="module", params=["hot", "cold"])
+def cpus(request):
+    """The host CPU and jitbt, each ready to run one instruction form (translator/conformance),
+    by each of jitbt's compiling tiers."""
     from translator.conformance import HostCPU, JitCPU
-    return HostCPU(), JitCPU()
+    return HostCPU(), JitCPU(tier=request.param)
 
 
 def clean_env():

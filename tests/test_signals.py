@@ -57,8 +57,12 @@ def test_default_actions_end_the_guest_as_the_kernel_does(variant, mode):
 
 
 def _run_until_ready(cmd):
+    # stdin stays open: read blocks. SIGINT starts with its default action, whatever this
+    # process inherited (a shell starts background jobs with SIGINT ignored, and exec keeps
+    # ignored signals ignored).
     p = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=clean_env())    # stdin stays open: read blocks
+                         stderr=subprocess.PIPE, env=clean_env(),
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = [p.stdout.readline(), p.stdout.readline()]
     assert lines[1] == b"ready\n", lines
     return p, b"".join(lines)

@@ -18,6 +18,8 @@ import time
 
 import llvmlite.binding as llvm
 
+from . import persist
+
 _initialised = False
 
 
@@ -68,8 +70,7 @@ class Codegen:
             raise CompileError(f"{e}\n--- IR ---\n{ir_text}") from None
         t1 = time.perf_counter()
         if self.opt_level:
-            mpm = self.pb.getModulePassManager()
-            mpm.run(mod, self.pb)
+            self.pb.getModulePassManager().run(mod, self.pb)
         if module_name:
             mod.name = module_name
         self.engine.add_module(mod)
@@ -85,15 +86,17 @@ class Codegen:
         if module.name in self._fresh:
             self._fresh[module.name] = bytes(buffer)
 
-    def compile_keyed(self, key: str, build_ir, names: list[str]) -> dict[str, int]:
+    def compile_keyed(self, key: str, build_ir, names: list[str], suffix: str = persist.SUFFIX
+                      ) -> dict[str, int]:
         """Addresses of `names` in the module with this key: from this process, from the
-        persistent store, or by compiling `build_ir()`."""
+        persistent store, or by compiling `build_ir()`. (`suffix`: the kind of store entry;
+        the store's statistics count translations, ".o", only.)"""
         addrs = self.loaded.get(key)
         if addrs is not None:
             return addrs
         if self.store is not None:
             t0 = time.perf_counter()
-            data = self.store.get(key)
+            data = self.store.get(key, suffix)
             if data is not None:
                 self.engine.add_object_file(llvm.ObjectFileRef.from_data(data))
                 self.engine.finalize_object()
@@ -109,7 +112,7 @@ class Codegen:
         self.loaded[key] = addrs
         data = self._fresh.pop(key, b"") if self.store is not None else b""
         if data:
-            self.store.put(key, data)
+            self.store.put(key, data, suffix)
         return addrs
 
     def parse(self, ir_text: str):

@@ -34,8 +34,14 @@ INTRINSICS = {
 
 
 class IRBuilder:
-    def __init__(self, prefix: str = "t"):
+    def __init__(self, prefix: str = "t", one_ret: bool = False):
         self.lines: list[str] = []
+        # one_ret: every `ret i32 v` becomes a branch to one shared return block. LLVM's fast
+        # instruction selector (-O0) cannot lower a return in the translated functions' calling
+        # convention, and hands each block that ends in one to the slow selector.
+        self.rets: list[tuple[str, str]] | None = [] if one_ret else None
+        self.faults: list[tuple[str, str, str, str]] = []    # the same for calls of @fault
+        self.current = "entry"
         self.n = 0
         self.prefix = prefix
         self.intrinsics: set[str] = set()
@@ -50,9 +56,21 @@ class IRBuilder:
 
     def stmt(self, text: str) -> None:
         """Emit an instruction without a result (store, br, ret, call void)."""
+        if self.rets is not None and text.startswith("ret i32 "):
+            self.rets.append((text[8:], self.current))
+            text = "br label %ret.out"
         self.lines.append("  " + text)
         if text.startswith(("br ", "ret ", "unreachable", "switch ")):
             self.terminated = True
+
+    def fault(self, rip: str, addr: str, signal: int) -> None:
+        """End the block: the guest faults with `signal` at `rip` (address `addr`)."""
+        if self.rets is None:
+            r = self.emit(f"call i32 @fault(ptr %st, i64 {rip}, i64 {addr}, i32 {signal})")
+            self.stmt(f"ret i32 {r}")
+        else:
+            self.faults.append((rip, addr, str(signal), self.current))
+            self.stmt("br label %fault.out")
 
     def new_label(self, hint: str = "L") -> str:
         self.n += 1
@@ -62,10 +80,24 @@ class IRBuilder:
         if not self.terminated:
             self.lines.append(f"  br label %{name}")
         self.lines.append(f"{name}:")
+        self.current = name
         self.terminated = False
 
     def use(self, intrinsic: str) -> None:
         self.intrinsics.add(intrinsic)
 
     def text(self) -> str:
+        if self.faults:
+            self.label("fault.out")
+            args = []
+            for i, ty in enumerate(("i64", "i64", "i32")):
+                phi = ", ".join(f"[ {f[i]}, %{f[3]} ]" for f in self.faults)
+                args.append(f"{ty} {self.emit(f'phi {ty} {phi}')}")
+            r = self.emit("call i32 @fault(ptr %st, " + ", ".join(args) + ")")
+            self.stmt(f"ret i32 {r}")
+            self.faults = []
+        if self.rets:
+            phi = ", ".join(f"[ {v}, %{label} ]" for v, label in self.rets)
+            return "\n".join(self.lines + ["ret.out:", f"  %ret.v = phi i32 {phi}",
+                                            "  ret i32 %ret.v"])
         return "\n".join(self.lines)

@@ -158,7 +158,8 @@ class FunctionLifter:
         self.near_sp = False           # the memory operand being lifted is rsp/rbp based
         self.window = None             # (low end, whether it is readable and writable)
         self.stop = None
-        self.b = IRBuilder()
+        self.quick = not chain         # cold tier (-O0): IR that fast instruction selection takes
+        self.b = IRBuilder(one_ret=self.quick)
         self.entry: list[str] = []
         self._ptrs: dict[tuple, str] = {}
         self.insn = None
@@ -220,9 +221,7 @@ class FunctionLifter:
         if not b.terminated:
             if self.block.fetch_fault is not None:
                 addr = self.block.fetch_fault
-                r = b.emit(f"call i32 @fault(ptr %st, i64 {const(addr, 64)}, "
-                           f"i64 {const(addr, 64)}, i32 {SIGSEGV})")
-                b.stmt(f"ret i32 {r}")
+                b.fault(const(addr, 64), const(addr, 64), SIGSEGV)
             else:
                 self.goto(self.block.end)
 
@@ -291,8 +290,7 @@ class FunctionLifter:
             self._exit_at(insn.next, rule.code)
         else:
             rip = insn.next if rule.after else insn.address
-            r = b.emit(f"call i32 @fault(ptr %st, i64 {const(rip, 64)}, i64 0, i32 {rule.signal})")
-            b.stmt(f"ret i32 {r}")
+            b.fault(const(rip, 64), "0", rule.signal)
 
     def _exit_at(self, address: int, code: int) -> None:
         self.b.stmt(f"store i64 {const(address, 64)}, ptr {self.ptr('rip')}")
@@ -453,9 +451,24 @@ class FunctionLifter:
                 b.stmt(f"br i1 {b.emit(f'and i1 {ok}, {inside}')}, label %{good}, "
                        f"label %{slow}, !prof !0")
                 b.label(slow)
-            ok = b.emit(f"call i1 @chk(ptr %perm, i64 {addr}, i64 {size - 1}, i8 {need})")
+            if self.quick:
+                ok = self._check_inline(addr, size - 1, need)
+            else:
+                ok = b.emit(f"call i1 @chk(ptr %perm, i64 {addr}, i64 {size - 1}, i8 {need})")
             self.branch_or_fault(ok, SIGSEGV, addr, good)
         return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
+
+    def _check_inline(self, a: str, n1: int, need: int) -> str:
+        """What @chk computes, written out (cold tier: at -O0 a call cannot be selected fast in
+        the JIT's code model, and inlining 2,000 calls costs more than parsing the lines)."""
+        b = self.b
+        oor = b.emit(f"icmp ugt i64 {a}, {ADDRESS_LIMIT - 1 - n1}")
+        perms = []
+        for v in (a, b.emit(f"add i64 {a}, {n1}")) if n1 else (a,):
+            index = b.emit(f"select i1 {oor}, i64 0, i64 {b.emit(f'lshr i64 {v}, {PAGE_SHIFT}')}")
+            perms.append(b.emit(f"load i8, ptr {b.emit(f'getelementptr i8, ptr %perm, i64 {index}')}"))
+        v = perms[0] if len(perms) == 1 else b.emit(f"and i8 {perms[0]}, {perms[1]}")
+        return b.emit(f"icmp eq i8 {b.emit(f'and i8 {v}, {need}')}, {need}")
 
     def _stack_window(self) -> tuple[str, str]:
         """The stack window: WINDOW bytes centred on rsp as the function was entered, and
@@ -478,9 +491,7 @@ class FunctionLifter:
         b.stmt(f"br i1 {ok}, label %{good}, label %{bad}, !prof !0")
         b.label(bad)
         self._unretire(self.index)
-        r = b.emit(f"call i32 @fault(ptr %st, i64 {const(self.insn.address, 64)}, i64 {addr}, "
-                   f"i32 {signal})")
-        b.stmt(f"ret i32 {r}")
+        b.fault(const(self.insn.address, 64), addr, signal)
         b.label(good)
 
     def load(self, addr: str, size: int, need: int = PERM_R) -> str:
@@ -548,10 +559,17 @@ class FunctionLifter:
     def parity(self, res: str, bits: int) -> str:
         """PF: set when the low byte of the result has an even number of one bits."""
         b = self.b
-        b.use("ctpop8")
         low = self.cast("trunc", res, bits, 8)
-        n = b.emit(f"call i8 @llvm.ctpop.i8(i8 {low})")
-        odd = b.emit(f"trunc i8 {n} to i1")
+        if self.quick:
+            # Without the ctpop intrinsic, which fast instruction selection does not lower:
+            # fold the byte to a nibble, and look its parity up in the 16-bit constant 0x6996.
+            high = b.emit(f"lshr i8 {low}, 4")
+            nib = b.emit(f"and i8 {b.emit(f'xor i8 {low}, {high}')}, 15")
+            wide = b.emit(f"zext i8 {nib} to i16")
+            odd = self.bit(b.emit(f"lshr i16 27030, {wide}"), 16, 0)
+        else:
+            b.use("ctpop8")
+            odd = b.emit(f"trunc i8 {b.emit(f'call i8 @llvm.ctpop.i8(i8 {low})')} to i1")
         return b.emit(f"xor i1 {odd}, true")
 
     def flag_af(self, a: str, c: str, res: str, bits: int) -> None:

@@ -51,9 +51,12 @@ U64 = (1 << 64) - 1
 class JitCPU:
     """Runs one instruction through jitbt (decode, lift, compile) from a given state."""
 
-    def __init__(self, knobs=None):
+    def __init__(self, knobs=None, tier: str = "hot"):
         """`knobs` (translator/knobs.py) as the accuracy level; with the exact flag model
-        (datapath) the comparison counts undefined flags and exception bits as mismatches."""
+        (datapath) the comparison counts undefined flags and exception bits as mismatches.
+        `tier`: the optimising tier ("hot") or the cold one ("cold": -O0, and IR written for
+        fast instruction selection), which lift some things differently."""
+        self.hot = tier == "hot"
         self.mem = GuestMemory()
         self.mem.map(CODE, 0x1000, PERM_R | PERM_X)
         self.mem.map(DATA, MEM_SIZE, PERM_R | PERM_W)
@@ -80,7 +83,7 @@ class JitCPU:
         if max_insns is None:
             block.insns.pop()                          # drop the ret: fall through to the end
         self.insn = block.insns[0]
-        (t,) = self.translator.compile_blocks([block])
+        (t,) = self.translator.compile_blocks([block], hot=self.hot)
         self.fn = self.translator.entry(t.host)
 
     def run(self, regs: dict, rflags: int, mem: bytes | None = None):
