@@ -33,6 +33,9 @@ INTRINSICS = {
 }
 
 
+SYNC = "  ;sync"
+
+
 class IRBuilder:
     def __init__(self, prefix: str = "t", one_ret: bool = False):
         self.lines: list[str] = []
@@ -42,6 +45,9 @@ class IRBuilder:
         self.rets: list[tuple[str, str]] | None = [] if one_ret else None
         self.faults: list[tuple[str, str, str, str]] = []    # the same for calls of @fault
         self.current = "entry"
+        # sync: mark each exit (a ret, or the musttail call before one) with SYNC, where the
+        # lifter writes back the guest state it keeps in locals (FunctionLifter.sync_exits).
+        self.sync = False
         self.n = 0
         self.prefix = prefix
         self.intrinsics: set[str] = set()
@@ -51,6 +57,8 @@ class IRBuilder:
         """Emit an instruction that produces a value; returns the value's name."""
         self.n += 1
         name = f"%{self.prefix}{self.n}"
+        if self.sync and text.startswith("musttail call"):
+            self.lines.append(SYNC)
         self.lines.append(f"  {name} = {text}")
         return name
 
@@ -59,6 +67,8 @@ class IRBuilder:
         if self.rets is not None and text.startswith("ret i32 "):
             self.rets.append((text[8:], self.current))
             text = "br label %ret.out"
+        elif self.sync and text.startswith("ret ") and "musttail call" not in self.lines[-1]:
+            self.lines.append(SYNC)
         self.lines.append("  " + text)
         if text.startswith(("br ", "ret ", "unreachable", "switch ")):
             self.terminated = True
@@ -66,8 +76,11 @@ class IRBuilder:
     def fault(self, rip: str, addr: str, signal: int) -> None:
         """End the block: the guest faults with `signal` at `rip` (address `addr`)."""
         if self.rets is None:
+            if self.sync:
+                self.lines.append(SYNC)      # before the call, which writes the state
             r = self.emit(f"call i32 @fault(ptr %st, i64 {rip}, i64 {addr}, i32 {signal})")
-            self.stmt(f"ret i32 {r}")
+            self.lines.append(f"  ret i32 {r}")
+            self.terminated = True
         else:
             self.faults.append((rip, addr, str(signal), self.current))
             self.stmt("br label %fault.out")

@@ -102,6 +102,20 @@ CASE(undefined_opcode,
      "ud2\n\t"
      "dec %%rbx\n\t")
 
+/* A loop that runs long enough to be compiled hot (its registers and flags then live in host
+ * registers) and faults in its last trip: the handler must see them as they were there. */
+CASE(hot_loop,
+     "mov $6000, %%ecx\n\t"
+     "mov %2, %%rsi\n\t"
+     "mov $16, %%r8\n\t"
+     "2:\n\t"
+     "add $3, %%eax\n\t"
+     "cmp $1, %%ecx\n\t"
+     "cmove %%r8, %%rsi\n\t"      /* the last trip reads page 0 */
+     "mov (%%rsi), %%rdx\n\t"     /* faults there */
+     "dec %%ecx\n\t"
+     "jnz 2b\n\t")
+
 int main(void)
 {
     static char altstack[65536];
@@ -121,6 +135,7 @@ int main(void)
         {"push from an unmapped page", push_pop_unmapped},
         {"divide by zero", divide_by_zero},
         {"ud2", undefined_opcode},
+        {"fault in a hot loop", hot_loop},
     };
     for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         printf("%s:\n", cases[i].name);
