@@ -122,9 +122,11 @@ class Translator:
             t = self.cache._lru[(address,) + self.cache.key]
         return t
 
-    def decode_region(self, address: int, max_blocks: int | None = None, include=None):
+    def decode_region(self, address: int, max_blocks: int | None = None, include=None,
+                      indirect=None):
         """Blocks reachable from `address` by direct branches (breadth first). By default those
-        not translated yet; `include(addr)` decides instead when given."""
+        not translated yet; `include(addr)` decides instead when given. `indirect(block)`, when
+        given, names candidate targets of a block's indirect jmp (they join when included)."""
         limit = max_blocks or self.region_blocks
         if self.written_pages and (address >> PAGE_SHIFT) in self.written_pages:
             limit = 1          # code that is rewritten: translate no more than what runs
@@ -138,7 +140,10 @@ class Translator:
             block = self.decoder.decode_block(self.fetch, addr, self.max_insns)
             self.stats.decoded += 1
             blocks.append(block)
-            for succ in block.successors():
+            succs = block.successors()
+            if indirect is not None and block.indirect_jump:
+                succs = succs + indirect(block)
+            for succ in succs:
                 if succ not in seen and include(succ) and self.fetch(succ, 1) \
                         and self.routine_at(succ) is None:
                     seen.add(succ)
@@ -240,8 +245,16 @@ class Translator:
         def include(a):
             t = self.cache._lru.get((a,) + self.cache.key)
             return t is not None and not t.hot and executed(a)
+
+        def nearby(block):
+            """Where an indirect jmp at the end of `block` may go: blocks that have run on
+            its page and the pages beside it (a switch's cases sit near its jump)."""
+            page = block.start >> PAGE_SHIFT
+            return sorted(a for p in (page - 1, page, page + 1)
+                          for a in self.cache._by_page.get(p, ()))
         t0 = time.perf_counter()
-        blocks = self.decode_region(address, self.hot_region_blocks, include=include)
+        blocks = self.decode_region(address, self.hot_region_blocks, include=include,
+                                    indirect=nearby if self.knobs.unit == "region" else None)
         self.stats.seconds_decode += time.perf_counter() - t0
         t = self.compile_region(blocks)
         self.cache.put(t)

@@ -186,6 +186,14 @@ class Block:
     def end(self) -> int:
         return self.insns[-1].next if self.insns else self.start
 
+    @property
+    def indirect_jump(self) -> bool:
+        """Does the block end in a jmp through a register (what compilers make of a switch;
+        a jmp through memory is more often a call through a pointer table)?"""
+        last = self.insns[-1] if self.insns else None
+        return (last is not None and last.mnemonic == "jmp" and bool(last.ops)
+                and last.ops[0].kind == "reg")
+
     def successors(self) -> list[int]:
         """Guest addresses control may reach directly after this block (known statically)."""
         if not self.insns:

@@ -713,11 +713,23 @@ class FunctionLifter:
         self.set_gpr(4, self.b.emit(f"add i64 {rsp}, {size}"))
         return v
 
-    def jump(self, target: str) -> None:
+    def jump(self, target: str, within: bool = False) -> None:
         """End the block: continue at the guest address `target` (i64 value or constant)."""
         if target.lstrip("-").isdigit():
             self.goto(int(target) & 0xFFFFFFFFFFFFFFFF)
             return
+        if within and self.targets and not self.quick:
+            # An indirect jmp in a region: to one of its blocks it is a branch inside the
+            # function; anywhere else it chains.
+            b = self.b
+            out = b.new_label("indirect")
+            cases = [(a, b.new_label("to")) for a in self.targets]
+            b.stmt(f"switch i64 {target}, label %{out} [ "
+                   + " ".join(f"i64 {const(a, 64)}, label %{lab}" for a, lab in cases) + " ]")
+            for a, lab in cases:
+                b.label(lab)
+                self.goto(a)
+            b.label(out)
         self.chain(target)
 
     def chain(self, target: str) -> None:

@@ -10,7 +10,7 @@ MASK = (1 << 64) - 1
 
 @semantic("jmp")
 def jmp(L, insn):
-    L.jump(L.read(insn.ops[0], 64))
+    L.jump(L.read(insn.ops[0], 64), within=True)
 
 
 @semantic(*with_cc("j"), reads=cc_reads("j"))
