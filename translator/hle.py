@@ -38,7 +38,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from .lifter import BLOCK_CC, FUNCTION_ARGS, MODULE_HEADER
+from .lifter import BLOCK_CC, CHECK_DEF, FUNCTION_ARGS, MODULE_HEADER
 from .state import ADDRESS_LIMIT, PAGE_SIZE, PERM_R, PERM_W, Exit, field_index
 
 MAX_ROUTINES = 32          # the length of the state's hle_calls array
@@ -339,7 +339,7 @@ ret:
 
 def module_ir(r: Routine) -> str:
     """A module holding the routine's function (and the helpers it uses)."""
-    return MODULE_HEADER + HELPERS + "\n" + _function(r)
+    return MODULE_HEADER + CHECK_DEF + HELPERS + "\n" + _function(r)
 
 
 # ---- body fragments ----------------------------------------------------------------------------

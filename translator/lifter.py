@@ -33,7 +33,11 @@ define internal i32 @fault(ptr %st, i64 %rip, i64 %addr, i32 %sig) cold noinline
   ret i32 {Exit.FAULT}
 }}
 
-; May the guest access bytes [a, a+n1] with permission bits `need`? Out of the address space
+"""
+
+# The memory check, a module needs it unless its accesses are checked inline (cold tier); an
+# unused copy would still be compiled, by the slow instruction selector, in every cold module.
+CHECK_DEF = f"""; May the guest access bytes [a, a+n1] with permission bits `need`? Out of the address space
 ; reads entry 0 of the table (page 0 is never mapped), so the table is never indexed outside.
 define internal i1 @chk(ptr %perm, i64 %a, i64 %n1, i8 %need) alwaysinline {{
   %lim = sub i64 {ADDRESS_LIMIT - 1}, %n1
@@ -817,6 +821,8 @@ def module_text(functions: list[str], intrinsics: set[str]) -> str:
     """Assemble function texts into one module."""
     from .irbuilder import INTRINSICS
     decls = "\n".join(INTRINSICS[i] for i in sorted(intrinsics))
-    return (MODULE_HEADER + decls + "\n\n" + "\n".join(functions)
+    body = "\n".join(functions)
+    check = CHECK_DEF if "@chk(" in body else ""
+    return (MODULE_HEADER + check + decls + "\n\n" + body
             + '\n!0 = !{!"branch_weights", i32 1000, i32 1}\n'
             + '!1 = !{!"branch_weights", i32 1, i32 1000}\n')
