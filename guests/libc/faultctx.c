@@ -105,7 +105,7 @@ CASE(undefined_opcode,
 /* A loop that runs long enough to be compiled hot (its registers and flags then live in host
  * registers) and faults in its last trip: the handler must see them as they were there. */
 CASE(hot_loop,
-     "mov $6000, %%ecx\n\t"
+     "mov $30000, %%ecx\n\t"
      "mov %2, %%rsi\n\t"
      "mov $16, %%r8\n\t"
      "2:\n\t"
