@@ -57,12 +57,14 @@ def test_default_actions_end_the_guest_as_the_kernel_does(variant, mode):
 
 
 def _run_until_ready(cmd):
-    # stdin stays open: read blocks. SIGINT starts with its default action, whatever this
-    # process inherited (a shell starts background jobs with SIGINT ignored, and exec keeps
-    # ignored signals ignored).
+    # stdin stays open: read blocks. The signals sent start with their default action,
+    # whatever this process inherited (a shell starts background jobs with SIGINT ignored,
+    # nohup ignores SIGHUP, and exec keeps ignored signals ignored).
+    def defaults():
+        for signo in {s for _, s in HOST_CASES}:
+            signal.signal(signo, signal.SIG_DFL)
     p = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=clean_env(),
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                         stderr=subprocess.PIPE, env=clean_env(), preexec_fn=defaults)
     lines = [p.stdout.readline(), p.stdout.readline()]
     assert lines[1] == b"ready\n", lines
     return p, b"".join(lines)
