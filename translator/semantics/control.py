@@ -10,7 +10,9 @@ MASK = (1 << 64) - 1
 
 @semantic("jmp")
 def jmp(L, insn):
-    L.jump(L.read(insn.ops[0], 64), within=True)
+    # Through a register (a switch) it may branch inside the region, whose formation took in
+    # the blocks it went to; through memory (a call through a pointer table) it chains.
+    L.jump(L.read(insn.ops[0], 64), within=insn.ops[0].kind == "reg")
 
 
 @semantic(*with_cc("j"), reads=cc_reads("j"))
