@@ -35,28 +35,38 @@ define internal i32 @fault(ptr %st, i64 %rip, i64 %addr, i32 %sig) cold noinline
 
 """
 
-# The memory check, a module needs it unless its accesses are checked inline (cold tier); an
-# unused copy would still be compiled, by the slow instruction selector, in every cold module.
-CHECK_DEF = f"""; May the guest access bytes [a, a+n1] with permission bits `need`? Out of the address space
-; reads entry 0 of the table (page 0 is never mapped), so the table is never indexed outside.
-define internal i1 @chk(ptr %perm, i64 %a, i64 %n1, i8 %need) alwaysinline {{
-  %lim = sub i64 {ADDRESS_LIMIT - 1}, %n1
-  %oor = icmp ugt i64 %a, %lim
-  %pg = lshr i64 %a, {PAGE_SHIFT}
-  %i1 = select i1 %oor, i64 0, i64 %pg
-  %p1 = getelementptr i8, ptr %perm, i64 %i1
-  %v1 = load i8, ptr %p1
-  %last = add i64 %a, %n1
-  %pg2 = lshr i64 %last, {PAGE_SHIFT}
-  %i2 = select i1 %oor, i64 0, i64 %pg2
-  %p2 = getelementptr i8, ptr %perm, i64 %i2
-  %v2 = load i8, ptr %p2
-  %v = and i8 %v1, %v2
-  %m = and i8 %v, %need
-  %ok = icmp eq i8 %m, %need
-  ret i1 %ok
-}}
-"""
+def check_ir(emit, a: str, n1, need) -> str:
+    """The memory check, one definition for both uses: may the guest access bytes [a, a+n1]
+    with permission bits `need`? Emits its instructions through `emit` (text -> value name)
+    and returns the i1. `n1` and `need` are IR values or ints; with n1 == 0 the page of the
+    last byte is the first's and is not looked up again. Out of the address space it reads
+    entry 0 of the table (page 0 is never mapped), so the table is never indexed outside."""
+    if isinstance(n1, int):
+        oor = emit(f"icmp ugt i64 {a}, {ADDRESS_LIMIT - 1 - n1}")
+    else:
+        oor = emit(f"icmp ugt i64 {a}, {emit(f'sub i64 {ADDRESS_LIMIT - 1}, {n1}')}")
+    perms = []
+    for v in (a, emit(f"add i64 {a}, {n1}")) if n1 != 0 else (a,):
+        index = emit(f"select i1 {oor}, i64 0, i64 {emit(f'lshr i64 {v}, {PAGE_SHIFT}')}")
+        perms.append(emit(f"load i8, ptr {emit(f'getelementptr i8, ptr %perm, i64 {index}')}"))
+    v = perms[0] if len(perms) == 1 else emit(f"and i8 {perms[0]}, {perms[1]}")
+    return emit(f"icmp eq i8 {emit(f'and i8 {v}, {need}')}, {need}")
+
+
+def _check_def() -> str:
+    lines = []
+
+    def emit(text):
+        lines.append(f"  %c{len(lines)} = {text}")
+        return f"%c{len(lines) - 1}"
+    ok = check_ir(emit, "%a", "%n1", "%need")
+    return ("define internal i1 @chk(ptr %perm, i64 %a, i64 %n1, i8 %need) alwaysinline {\n"
+            + "\n".join(lines) + f"\n  ret i1 {ok}\n}}\n")
+
+
+# @chk, for the modules that call it (the cold tier writes its checks inline: an unused copy
+# would still be compiled, by the slow instruction selector, in every cold module).
+CHECK_DEF = _check_def()
 
 # The calling convention of every translated function: no callee-saved registers, so going
 # from one translation to the next (a chained tail call) saves and restores nothing. Only the
@@ -498,23 +508,13 @@ class FunctionLifter:
                        f"label %{slow}, !prof !0")
                 b.label(slow)
             if self.quick:
-                ok = self._check_inline(addr, size - 1, need)
+                # Written out: at -O0 a call cannot be selected fast in the JIT's code model
+                # (running the inliner at -O0 instead measured about the same).
+                ok = check_ir(b.emit, addr, size - 1, need)
             else:
                 ok = b.emit(f"call i1 @chk(ptr %perm, i64 {addr}, i64 {size - 1}, i8 {need})")
             self.branch_or_fault(ok, SIGSEGV, addr, good)
         return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
-
-    def _check_inline(self, a: str, n1: int, need: int) -> str:
-        """What @chk computes, written out (cold tier: at -O0 a call cannot be selected fast in
-        the JIT's code model; running the inliner at -O0 instead measured about the same)."""
-        b = self.b
-        oor = b.emit(f"icmp ugt i64 {a}, {ADDRESS_LIMIT - 1 - n1}")
-        perms = []
-        for v in (a, b.emit(f"add i64 {a}, {n1}")) if n1 else (a,):
-            index = b.emit(f"select i1 {oor}, i64 0, i64 {b.emit(f'lshr i64 {v}, {PAGE_SHIFT}')}")
-            perms.append(b.emit(f"load i8, ptr {b.emit(f'getelementptr i8, ptr %perm, i64 {index}')}"))
-        v = perms[0] if len(perms) == 1 else b.emit(f"and i8 {perms[0]}, {perms[1]}")
-        return b.emit(f"icmp eq i8 {b.emit(f'and i8 {v}, {need}')}, {need}")
 
     def _stack_window(self) -> tuple[str, str]:
         """The stack window: WINDOW bytes centred on rsp as the function was entered, and
