@@ -72,14 +72,17 @@ STAT_KEYS = {"blocks translated": "blocks", "guest instructions translated": "in
              "time optimising + compiling": "compile_s", "time parsing IR": "parse_s",
              "time building IR": "ir_s", "time decoding": "decode_s",
              "blocks run by the dispatcher loop": "blocks_run",
-             "persistent cache": "cache_hits"}
+             "persistent cache": "cache_hits",
+             "time compiling on the background thread": "background_s"}
 
 
 def jitbt_stats(path: Path, timeout: float) -> dict:
     """Translation statistics of a cold run (--no-cache), and the persistent-cache hits of a warm
     one (the cache filled by the timed runs)."""
     stats = _stats_of(JITBT + ["--no-cache", "--stats", str(path)], timeout)
-    seconds = sum(stats.get(k, 0.0) for k in ("decode_s", "ir_s", "parse_s", "compile_s"))
+    # (the optimising tier's work on the background thread counts too: it is translation work)
+    seconds = sum(stats.get(k, 0.0)
+                  for k in ("decode_s", "ir_s", "parse_s", "compile_s", "background_s"))
     stats["insns_per_s"] = stats.get("insns", 0) / seconds if seconds else 0.0
     warm = _stats_of(JITBT + ["--stats", str(path)], timeout, warm=True)
     stats["warm_hits"] = warm.get("cache_hits", 0)
@@ -170,7 +173,7 @@ def report(results: dict, console) -> None:
     for c in configs:
         table.add_column(c, justify="right")
     table.add_column("blocks", justify="right")
-    table.add_column("compile s", justify="right")
+    table.add_column("compile s (bg)", justify="right")
     table.add_column("insns/s", justify="right")
     table.add_column("warm hits", justify="right")
     table.add_column("outputs")
@@ -180,7 +183,8 @@ def report(results: dict, console) -> None:
             t = row["times"][c]
             cells.append("—" if t is None else f"{t:.2f}s" + ("" if c == "native" else f" ({r[name][c]:.2f}x)"))
         st = row["stats"]
-        table.add_row(name, *cells, f"{st.get('blocks', 0):.0f}", f"{st.get('compile_s', 0):.2f}",
+        compiled = f"{st.get('compile_s', 0):.2f} ({st.get('background_s', 0):.2f})"
+        table.add_row(name, *cells, f"{st.get('blocks', 0):.0f}", compiled,
                       f"{st.get('insns_per_s', 0):,.0f}", f"{st.get('warm_hits', 0):.0f}",
                       "match" if row["ok"] else "; ".join(row["errors"]))
     means = [f"{geomean([r[n][c] for n in results]):.2f}x" if c != "native" else "1.00x"

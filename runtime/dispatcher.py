@@ -32,6 +32,7 @@ EMPTY = (1 << 64) - 1
 # instead of 126, 0.4 s more, and ran no faster).
 HOT_THRESHOLD = 20000
 NEVER = 1 << 62           # the count given to entries that must never turn hot
+HELD = 1 << 61            # ... and to blocks of a region being compiled (Dispatcher.hold)
 PERF_MAP = "JITBT_PERF_MAP"   # set to 1: write /tmp/perf-PID.map for perf (write_perf_map)
 
 
@@ -134,6 +135,20 @@ class Dispatcher:
         e.key = t.address
         e.fn = t.host
         e.count = NEVER if t.hot else count
+
+    def hold(self, address: int) -> None:
+        """A block of a region being compiled in the background: it must not turn hot on its
+        own meanwhile (its count jumps past the threshold, and still says it ran)."""
+        e = self.table[table_index(address)]
+        if e.key == address and e.count < HELD:
+            e.count = HELD
+
+    def release(self, address: int) -> None:
+        """The region holding the block is in: it counts afresh (entered from elsewhere often
+        enough, it heads a region of its own)."""
+        e = self.table[table_index(address)]
+        if e.key == address and HELD <= e.count < NEVER:
+            e.count = 0
 
     def count(self, address: int) -> int:
         """How often the block at `address` ran since it was entered (0 if it is not there)."""

@@ -57,6 +57,8 @@ class Machine:
         self.knobs = self.options.knobs
         self.translator = Translator(self.mem.fetch, self.knobs, store=store)
         self.dispatcher = Dispatcher(self.translator.codegen)
+        d = self.dispatcher
+        self.translator.on_hold = lambda a, held: d.hold(a) if held else d.release(a)
         self.translator.cache.on_evict = self.dispatcher.remove
         self.mem.on_unmap = self._code_unmapped
         if self.knobs.smc == "page":
@@ -150,6 +152,7 @@ class Machine:
             self.killed_by = e.signo
             return 128 + e.signo
         finally:
+            self.translator.close()
             self.seconds_run = time.perf_counter() - t0
             self.dispatcher.write_perf_map()
             if self.trace:
@@ -157,7 +160,7 @@ class Machine:
         raise AssertionError("unreachable")
 
     def _loop(self) -> None:
-        st, disp = self.state, self.dispatcher
+        st, disp, tr = self.state, self.dispatcher, self.translator
         mem_base, perm_base = self.mem.base, self.mem.perm_base
         names = Exit.NAMES
         clock = time.perf_counter
@@ -171,6 +174,9 @@ class Machine:
                 disp.insert(self.translator.lookup(st.rip))
             else:
                 self._serve(code)
+            if tr.pending:                  # hot regions compiled in the background
+                for t in tr.finished():
+                    disp.insert(t)
 
     def _serve(self, code: int) -> None:
         """Do what translated code left the dispatcher for (other than a miss)."""
@@ -317,6 +323,9 @@ class Machine:
             ("time optimising + compiling", f"{compile_:.4f} s"),
             *((f"  of which {name} tier", f"{cg.seconds_compile:.4f} s")
               for name, cg in zip(("cold", "optimising"), tr.codegens) if tr.tiered),
+            *((("time compiling on the background thread",
+                f"{tr.background.seconds:.4f} s ({tr.background.jobs} regions)"),)
+              if tr.background else ()),
             ("time executing translated code", f"{self.seconds_native:.4f} s"),
             ("time in the runtime (syscalls, ...)", f"{runtime_s:.4f} s"),
             ("total run time", f"{self.seconds_run:.4f} s"),

@@ -94,7 +94,8 @@ class Caller:
         from runtime.machine import Machine, Options
         from translator.knobs import knobs_for
         from translator.state import PERM_R, PERM_W
-        self.m = m = Machine(Options(knobs=knobs_for(level), cache=True))
+        # (background=off: this loop enters hot regions as promote returns them)
+        self.m = m = Machine(Options(knobs=knobs_for(level, ["background=off"]), cache=True))
         m.load(str(guest), [str(guest).encode()], [])
         # libc start-up first: glibc's routines read tunables it sets (copy thresholds).
         assert self.run_to(_symbols(guest)["main"] + m.image.load_bias) is None

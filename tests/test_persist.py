@@ -18,7 +18,8 @@ def _run(cache: Path, tmp: Path, *extra):
     env = dict(os.environ, XDG_CACHE_HOME=str(cache))
     out = tmp / f"out{len(list(tmp.iterdir()))}"
     out.mkdir()
-    return run_jitbt("run", "--stats", *extra, GUEST, out, env=env)
+    # (background=off: which hot regions reach the store must not depend on the thread's timing)
+    return run_jitbt("run", "--stats", "--set", "background=off", *extra, GUEST, out, env=env)
 
 
 def _store(r) -> dict:

@@ -87,6 +87,13 @@ class Translator:
         self.routine_spans: dict[int, tuple[int, str]] = {}
         self.declined: set[int] = set()
         self._enter = None
+        self.background = None                 # background.Background, once a region is sent
+        self.pending: dict[str, tuple] = {}    # key -> (name, blocks) being compiled there
+        self.pending_heads: set[int] = set()   # their first blocks (as hot region heads are,
+                                               # they are left out of other regions)
+        # on_hold(address, True): a block is in a region being compiled there; False: the region
+        # is in (the runtime's dispatcher keeps such blocks from turning hot on their own).
+        self.on_hold = lambda address, held: None
 
     def entry(self, host: int):
         """A Python callable running the translated function at `host` from outside the
@@ -244,7 +251,7 @@ class Translator:
         (`executed(addr)`), by the optimising tier; they replace the cold translations."""
         def include(a):
             t = self.cache._lru.get((a,) + self.cache.key)
-            return t is not None and not t.hot and executed(a)
+            return t is not None and not t.hot and executed(a) and a not in self.pending_heads
 
         def nearby(block):
             """Where an indirect jmp at the end of `block` may go: blocks that have run on
@@ -256,11 +263,81 @@ class Translator:
         blocks = self.decode_region(address, self.hot_region_blocks, include=include,
                                     indirect=nearby if self.knobs.unit == "region" else None)
         self.stats.seconds_decode += time.perf_counter() - t0
+        if self.knobs.background == "on":
+            key = self.key("region", self.codegen, blocks)
+            if key in self.pending:
+                return []
+            if key not in self.codegen.loaded and (self.store is None or not self.store.has(key)):
+                self._submit(key, blocks)
+                return []
         t = self.compile_region(blocks)
         self.cache.put(t)
         self.hot_blocks += len(blocks)
         self.stats.regions += 1
         return [t]
+
+    # ---- hot regions compiled in the background (knob background, translator/background.py) ----
+    def _submit(self, key: str, blocks) -> None:
+        if self.background is None:
+            from .background import Background
+            self.background = Background(self.codegen.opt_level)
+        name = f"r{key[:20]}"
+        t1 = time.perf_counter()
+        text, used = self.lifter.lift(blocks, name)
+        ir = module_text([text], used)
+        self.stats.seconds_ir += time.perf_counter() - t1
+        self.pending[key] = (name, blocks)
+        self.pending_heads.add(blocks[0].start)
+        self.background.submit(key, ir)
+        for b in blocks:
+            self.on_hold(b.start, True)
+
+    def finished(self) -> list[Translation]:
+        """The hot regions the background thread has compiled since the last call, entered in
+        the cache; one whose guest bytes changed meanwhile (or were unmapped) is dropped."""
+        bg = self.background
+        if bg is None or not bg.ready():
+            return []
+        out = []
+        for key, data, error, seconds in bg.take():
+            name, blocks = self.pending.pop(key)
+            self.pending_heads.discard(blocks[0].start)
+            for b in blocks:
+                self.on_hold(b.start, False)
+            if error is not None:           # a translator bug: report it with the IR
+                self.compile_region(blocks)
+                raise RuntimeError(f"background compile failed: {error}")
+            if self.store is not None:
+                self.store.put(key, data)
+            if not all(map(self._unchanged, blocks)):
+                self.stats.extra["hot regions dropped (code changed)"] = \
+                    self.stats.extra.get("hot regions dropped (code changed)", 0) + 1
+                continue
+            addrs = self.codegen.load_object(key, data, [name])
+            if addrs is None:
+                raise RuntimeError(f"background compile: {name} missing from its object code")
+            t = self._region_translation(blocks, addrs[name], name)
+            self.cache.put(t)
+            self.hot_blocks += len(blocks)
+            self.stats.regions += 1
+            out.append(t)
+        return out
+
+    def _unchanged(self, block) -> bool:
+        """Are the guest bytes the block was decoded from still there, and executable (and
+        still not so where its fetch faulted)?"""
+        _, fault, raw = _shape(block)
+        return self.fetch(block.start, len(raw)) == raw and (
+            fault is None or not self.fetch(fault, 1))
+
+    def close(self) -> None:
+        """End the background thread (waiting for the job in flight); what it finished is kept
+        in the persistent store for the next run."""
+        if self.background is not None:
+            for key, data, error, _ in self.background.close():
+                if data is not None and self.store is not None:
+                    self.store.put(key, data)
+                self.pending.pop(key, None)
 
     def key(self, kind: str, codegen, blocks) -> str:
         """What shapes a module's code: the guest bytes and block shapes, the compiling tier, the
@@ -289,6 +366,9 @@ class Translator:
             return ir
 
         host = self.codegen.compile_keyed(key, build_ir, [name])[name]
+        return self._region_translation(blocks, host, name)
+
+    def _region_translation(self, blocks, host: int, name: str) -> Translation:
         self.stats.modules += 1
         head = blocks[0]
         return Translation(head.start, max(head.end, head.start + 1), host,

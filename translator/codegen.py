@@ -95,15 +95,10 @@ class Codegen:
         if addrs is not None:
             return addrs
         if self.store is not None:
-            t0 = time.perf_counter()
             data = self.store.get(key, suffix)
             if data is not None:
-                self.engine.add_object_file(llvm.ObjectFileRef.from_data(data))
-                self.engine.finalize_object()
-                addrs = {n: self.engine.get_function_address(n) for n in names}
-                self.seconds_load += time.perf_counter() - t0
-                if all(addrs.values()):
-                    self.loaded[key] = addrs
+                addrs = self.load_object(key, data, names)
+                if addrs is not None:
                     return addrs
         text = build_ir()
         if self.store is not None:
@@ -113,6 +108,19 @@ class Codegen:
         data = self._fresh.pop(key, b"") if self.store is not None else b""
         if data:
             self.store.put(key, data, suffix)
+        return addrs
+
+    def load_object(self, key: str, data: bytes, names: list[str]) -> dict[str, int] | None:
+        """Add object code (from the store, or compiled on the background thread) to the engine:
+        the addresses of `names`, or None when one is missing from it."""
+        t0 = time.perf_counter()
+        self.engine.add_object_file(llvm.ObjectFileRef.from_data(data))
+        self.engine.finalize_object()
+        addrs = {n: self.engine.get_function_address(n) for n in names}
+        self.seconds_load += time.perf_counter() - t0
+        if not all(addrs.values()):
+            return None
+        self.loaded[key] = addrs
         return addrs
 
     def parse(self, ir_text: str):

@@ -2,7 +2,8 @@
 
 A level is a named preset of independent knobs; a user may change any knob of a preset. Every
 knob changes the generated code or the runtime's behaviour, so the whole `Knobs` value is part of
-the block-cache key and of the persistent-cache key (``Knobs.key()``)::
+the block-cache key and of the persistent-cache key (``Knobs.key()``), except ``background``,
+which only changes when hot code is compiled::
 
     from translator.knobs import knobs_for
     k = knobs_for("instruction", ["clock=virtual"])    # the preset with one knob changed
@@ -36,6 +37,10 @@ The knobs, with what each value means:
 - ``chain``: ``on`` a translation that ends by going on to another (a direct branch, or a
   computed one: ret, indirect jmp/call) looks it up in the native lookup table itself and
   tail-calls it; ``off`` every translation returns to the dispatcher loop (QEMU's -d nochain).
+- ``background``: ``on`` hot regions are optimised and compiled on a second thread while the
+  guest runs on in its cold code, and enter the lookup table when they are ready; ``off`` the
+  guest waits for each (HotSpot's -Xbatch), so when hot code takes over depends only on run
+  counts. It changes when code is compiled, never the code: it is not part of cache keys.
 """
 from __future__ import annotations
 
@@ -60,12 +65,13 @@ class Knobs:
     opt: int = 2
     region: int = 16
     chain: str = "on"
+    background: str = "on"
     trace: bool = False          # --trace: not a knob of the presets, but it changes the code
     level: str = DEFAULT_LEVEL   # the preset these knobs came from (for reports)
 
     def key(self) -> tuple:
         """What changes generated code: part of every cache key (the level name is not)."""
-        return tuple(getattr(self, f.name) for f in fields(self) if f.name != "level")
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name not in _NOT_IN_KEY)
 
     def describe(self) -> str:
         return " ".join(f"{name}={getattr(self, name)}" for name in KNOBS)
@@ -79,6 +85,8 @@ class Knobs:
         return self.count == "on" or self.clock == "virtual"
 
 
+_NOT_IN_KEY = ("level", "background")
+
 # knob -> (allowed values or type, what it is)
 KNOBS: dict[str, tuple] = {
     "unit": (("insn", "block", "region"), "translation unit"),
@@ -91,13 +99,15 @@ KNOBS: dict[str, tuple] = {
     "opt": ((0, 1, 2, 3), "LLVM optimisation level"),
     "region": (int, "most blocks translated together"),
     "chain": (("on", "off"), "translations jump to their successors without the dispatcher"),
+    "background": (("on", "off"), "hot regions compiled on a second thread"),
 }
 
 LEVELS: dict[str, tuple[Knobs, str]] = {
     "datapath": (Knobs(unit="insn", flags="exact", count="on", level="datapath"),
                  "every architectural bit as the host CPU produces it, undefined flags included; "
                  "one instruction per translation unit"),
-    "cycle": (Knobs(unit="block", flags="precise", count="on", clock="virtual", level="cycle"),
+    "cycle": (Knobs(unit="block", flags="precise", count="on", clock="virtual", background="off",
+                    level="cycle"),
               "as instruction, plus a deterministic modelled clock (rdtsc, clock_gettime)"),
     "instruction": (Knobs(unit="block", flags="precise", count="on", level="instruction"),
                     "precise state at every instruction boundary, exact retired-instruction "
@@ -156,7 +166,8 @@ def levels_table() -> str:
         lines.append(f"{name:<12}{what}")
     lines.append("")
     lines.append("knobs (change one with --set KNOB=VALUE):")
+    width = max(map(len, KNOBS)) + 2
     for n, (allowed, what) in KNOBS.items():
         values = "a number >= 1" if allowed is int else "|".join(map(str, allowed))
-        lines.append(f"  {n:<9}{what}: {values}")
+        lines.append(f"  {n:<{width}}{what}: {values}")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,98 @@
+"""Hot regions compiled on a second thread (knob background, translator/background.py).
+
+- A region sent to the background thread comes back as a hot translation of the same blocks,
+  and the blocks are held (kept from turning hot on their own) until it is in.
+- A region whose guest bytes change while it compiles is dropped, never entered.
+- A fork while a region compiles: the child gets a worker of its own and the region still
+  arrives there (the parent's thread did not come along).
+- End to end: a guest's output is native's with background on and off, and --stats shows the
+  work done on the thread.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from conftest import BUILD, clean_env, run_jitbt, run_native
+from runtime.memory import GuestMemory
+from translator import Translator
+from translator.conformance import assemble
+from translator.knobs import Knobs
+from translator.state import PERM_R, PERM_X
+
+BASE = 0x400000
+LOOP = "loop: add rax, rbx; imul rbx, rax; dec rcx; jnz loop; mov rdx, rax; ret"
+
+
+def _sent(knobs: Knobs = Knobs()):
+    """A translator whose hot loop at BASE has been sent to the background thread."""
+    mem = GuestMemory()
+    mem.map(BASE, 0x1000, PERM_R | PERM_X)
+    mem.poke(BASE, assemble(LOOP, BASE))
+    tr = Translator(mem.fetch, knobs)
+    held = {}
+    tr.on_hold = lambda a, h: held.__setitem__(a, h)
+    tr.lookup(BASE)                                  # the cold translation, as a run makes it
+    assert tr.promote(BASE, lambda a: True) == []   # sent, not waited for
+    assert tr.pending and held and all(held.values())
+    return mem, tr, held
+
+
+def test_a_region_compiled_in_the_background_comes_back_hot():
+    mem, tr, held = _sent()
+    tr.background.wait()
+    (t,) = tr.finished()
+    assert t.hot and t.address == BASE and tr.cache.get(BASE) is t
+    assert set(held) == {s for s, _ in t.extents()} and not any(held.values())
+    assert not tr.pending and tr.stats.regions == 1
+    # The same blocks compiled while the guest waits (background=off) make the same region.
+    sync = Translator(mem.fetch, Knobs(background="off"))
+    sync.lookup(BASE)
+    (u,) = sync.promote(BASE, lambda a: True)
+    assert u.extents() == t.extents() and u.ninsns == t.ninsns and u.name == t.name
+    tr.close()
+
+
+def test_a_region_whose_code_changed_while_compiling_is_dropped():
+    mem, tr, held = _sent()
+    mem.poke(BASE, assemble("nop", BASE))             # the loop's first instruction is gone
+    tr.background.wait()
+    assert tr.finished() == []
+    assert not tr.cache.get(BASE).hot                 # the cold translation stays (SMC drops it)
+    assert not any(held.values())                     # its blocks count again
+    assert tr.stats.extra["hot regions dropped (code changed)"] == 1
+    tr.close()
+
+
+def test_a_fork_while_a_region_compiles_leaves_the_child_a_worker():
+    mem, tr, _ = _sent()
+    pid = os.fork()                  # waits for the job in flight, if any, before forking
+    if pid == 0:
+        code = 1
+        try:
+            tr.background.wait()
+            (t,) = tr.finished()
+            code = 0 if t.hot and t.address == BASE else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    tr.background.wait()
+    assert len(tr.finished()) == 1
+    tr.close()
+
+
+def test_guest_output_is_native_with_background_compiles_on_and_off():
+    guest = BUILD / "statemachine-O2"
+    native = run_native(guest, env=clean_env())
+    for setting in ("on", "off"):
+        r = run_jitbt("run", "--no-cache", "--stats", "--set", f"background={setting}", guest,
+                      env=clean_env())
+        assert (r.returncode, r.stdout) == (native.returncode, native.stdout), setting
+        line = re.search(rb"time compiling on the background thread +[\d.]+ s \((\d+) regions\)",
+                         r.stderr)
+        regions = int(re.search(rb"hot regions \(optimising tier\) +(\d+)", r.stderr)[1])
+        if setting == "on":
+            assert line and int(line[1]) >= regions
+        else:
+            assert line is None and regions >= 1

@@ -1,0 +1,190 @@
+"""Background compilation: the optimising tier's -O2 runs on a second thread while the guest goes
+on in its cold code (knob ``background``, on by default; HotSpot does the same, and its -Xbatch is
+``background=off``).
+
+A hot region costs 20-60 ms of optimisation and code generation, which a cold run used to wait
+for (1-2.6 s per benchmark workload). The main thread still decodes and lifts the region (Python,
+a few ms); the worker parses the IR in an LLVM context of its own, runs the pass pipeline and
+emits object code; the main thread adds that object to its engine when it next gets control (see
+``Translator.finished``), after checking that the guest bytes are still the ones compiled::
+
+    bg = Background(opt_level=2)
+    bg.submit(key, ir_text)
+    ...
+    for key, data, error, seconds in bg.take(): ...      # finished jobs, in order
+
+llvmlite serialises every call into LLVM with one process-wide lock. The worker's three long calls
+(parse, optimise, emit) run without it: LLVM allows concurrent work in separate contexts, and the
+worker's module, context, target machine and pass builder are its own. Every other call takes the
+lock as usual.
+
+A fork (the guest's fork, runtime/sys_exec.py) waits for the job in flight, so the child never
+inherits a thread half way through LLVM (or llvmlite's lock held); the child starts a worker of
+its own for the jobs still queued.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import ctypes
+import os
+import threading
+import time
+import weakref
+
+import llvmlite.binding as llvm
+from llvmlite.binding import ffi
+
+_LIVE: "weakref.WeakSet[Background]" = weakref.WeakSet()
+
+
+def _raw(name: str):
+    """The ctypes function behind an llvmlite entry point, without llvmlite's lock."""
+    return getattr(ffi.lib, name)._cfn
+
+
+class Background:
+    def __init__(self, opt_level: int):
+        self.opt_level = opt_level
+        self._cv = threading.Condition()
+        self._todo: collections.deque = collections.deque()    # (key, ir text)
+        self._done: collections.deque = collections.deque()    # (key, object, error, seconds)
+        self._thread: threading.Thread | None = None
+        self._busy = False
+        self._paused = False
+        self._stopped = False
+        self.seconds = 0.0          # spent compiling on the worker (parse, optimise, emit)
+        self.jobs = 0
+        _LIVE.add(self)
+
+    # ---- main thread -------------------------------------------------------------------------
+    def submit(self, key: str, ir_text: str) -> None:
+        with self._cv:
+            self._todo.append((key, ir_text))
+            self._start()
+            self._cv.notify_all()
+
+    def _start(self) -> None:
+        if self._thread is None and not self._stopped:
+            self._thread = threading.Thread(target=self._work, name="jitbt-compile", daemon=True)
+            self._thread.start()
+
+    def ready(self) -> bool:
+        """Are there finished jobs to take? (A cheap test for the dispatcher loop.)"""
+        return bool(self._done)
+
+    def take(self) -> list[tuple]:
+        """The finished jobs: (key, object code or None, error text or None, seconds)."""
+        out = []
+        while self._done:
+            out.append(self._done.popleft())
+        return out
+
+    def wait(self) -> None:
+        """Until every submitted job is finished (tests; background=off never submits)."""
+        with self._cv:
+            while self._todo or self._busy:
+                self._cv.wait()
+
+    def close(self) -> list[tuple]:
+        """Drop the jobs not started, wait for the one in flight (an LLVM call cannot be
+        interrupted, and the process must not exit under it); the finished jobs."""
+        with self._cv:
+            self._stopped = True
+            self._todo.clear()
+            self._cv.notify_all()
+            while self._busy:
+                self._cv.wait()
+        return self.take()
+
+    def _pause(self) -> None:
+        self._cv.acquire()
+        while self._busy:
+            self._cv.wait()
+
+    def _resume(self) -> None:
+        self._cv.release()
+
+    def _forked(self) -> None:
+        """In a forked child: the worker thread did not come along; start another if needed."""
+        self._cv = threading.Condition()
+        self._busy = False
+        self._thread = None
+        if self._todo:
+            self._start()
+
+    # ---- worker thread -----------------------------------------------------------------------
+    def _work(self) -> None:
+        with self._cv:
+            self._busy = True           # (a fork waits while the worker is inside LLVM)
+        target = llvm.Target.from_default_triple()
+        tm = target.create_target_machine(opt=self.opt_level, codemodel="jitdefault", jit=True)
+        layout, triple = str(tm.target_data), tm.triple
+        pto = llvm.create_pipeline_tuning_options(speed_level=self.opt_level)
+        pb = llvm.create_pass_builder(tm, pto)
+        with self._cv:
+            self._busy = False
+            self._cv.notify_all()
+        while True:
+            with self._cv:
+                while not self._todo and not self._stopped:
+                    self._cv.wait()
+                if self._stopped:
+                    return
+                key, text = self._todo.popleft()
+                self._busy = True
+            t0 = time.perf_counter()
+            data = error = None
+            try:
+                data = self._compile(text, tm, pb, layout, triple)
+            except Exception as e:          # a translator bug: reported by the main thread
+                error = str(e)
+            seconds = time.perf_counter() - t0
+            with self._cv:
+                self.seconds += seconds
+                self.jobs += 1
+                self._done.append((key, data, error, seconds))
+                self._busy = False
+                self._cv.notify_all()
+
+    def _compile(self, text: str, tm, pb, layout: str, triple: str) -> bytes:
+        ctx = llvm.create_context()
+        try:
+            with ffi.OutputString() as err:
+                ref = _raw("LLVMPY_ParseAssembly")(ctx, ctypes.c_char_p(text.encode()), err)
+                if not ref:
+                    raise RuntimeError(f"LLVM IR parsing error\n{err}")
+            mod = llvm.ModuleRef(ref, ctx)
+            try:
+                mod.data_layout = layout
+                mod.triple = triple
+                with ffi.OutputString() as err:
+                    if _raw("LLVMPY_VerifyModule")(mod, err):
+                        raise RuntimeError(str(err))
+                if self.opt_level:        # (a pipeline runs once: a new one each time)
+                    _raw("LLVMPY_RunNewModulePassManager")(pb.getModulePassManager(), mod, pb)
+                with ffi.OutputString() as err:
+                    buf = _raw("LLVMPY_TargetMachineEmitToMemory")(tm, mod, 1, err)
+                    if not buf:
+                        raise RuntimeError(str(err))
+                try:
+                    return ctypes.string_at(ffi.lib.LLVMPY_GetBufferStart(buf),
+                                            ffi.lib.LLVMPY_GetBufferSize(buf))
+                finally:
+                    ffi.lib.LLVMPY_DisposeMemoryBuffer(buf)
+            finally:
+                mod.close()
+        finally:
+            ctx.close()
+
+
+def _each(method: str):
+    """Call `method` of every live Background (fork and exit hooks)."""
+    return lambda: [getattr(bg, method)() for bg in list(_LIVE)]
+
+
+# A fork waits for the job in flight; an exiting interpreter too (no worker may still be inside
+# LLVM when it tears down).
+os.register_at_fork(before=_each("_pause"), after_in_parent=_each("_resume"),
+                    after_in_child=_each("_forked"))
+atexit.register(_each("close"))
