@@ -48,6 +48,9 @@ class IRBuilder:
         # sync: mark each exit (a ret, or the musttail call before one) with SYNC, where the
         # lifter writes back the guest state it keeps in locals (FunctionLifter.sync_exits).
         self.sync = False
+        # keep: at a fault, the flags to write back (those the code after the faulting point
+        # reads before overwriting); None: every one. Written on the SYNC line (sync_exits).
+        self.keep: frozenset | None = None
         self.n = 0
         self.prefix = prefix
         self.intrinsics: set[str] = set()
@@ -76,8 +79,9 @@ class IRBuilder:
     def fault(self, rip: str, addr: str, signal: int) -> None:
         """End the block: the guest faults with `signal` at `rip` (address `addr`)."""
         if self.rets is None:
-            if self.sync:
-                self.lines.append(SYNC)      # before the call, which writes the state
+            if self.sync:                    # before the call, which writes the state
+                self.lines.append(SYNC if self.keep is None else
+                                  f"{SYNC} flags {' '.join(sorted(self.keep))}".rstrip())
             r = self.emit(f"call i32 @fault(ptr %st, i64 {rip}, i64 {addr}, i32 {signal})")
             self.lines.append(f"  ret i32 {r}")
             self.terminated = True

@@ -92,6 +92,7 @@ class Unsupported(Exception):
 
 
 ALL_FLAGS = frozenset(FLAG_NAMES)
+SYNC_LINE = re.compile(re.escape(SYNC) + r"((?: flags[^\n]*)?)\n")
 
 # Instructions that read their memory destination, compute (flags included), then store: the
 # read checks for write permission too, so a store that would fault faults before anything
@@ -144,12 +145,15 @@ class Lifter:
                 + "\n".join(fn.entry) + "\n" + body + "\n}\n"), fn.b.intrinsics
 
 
-def flag_liveness(insns, stop: int | None = None) -> list[frozenset]:
+def flag_liveness(insns, stop: int | None = None) -> tuple[list[frozenset], list[frozenset]]:
     """For each instruction, the flags live after it: read later in the block before being
     overwritten, or still set when the block ends (every flag is live at the end, at an exit to
-    the runtime and before an instruction the lifter cannot translate)."""
+    the runtime and before an instruction the lifter cannot translate); and those live before
+    it (what a fault there must leave exact, for the code that runs on if the guest's handler
+    returns)."""
     live = ALL_FLAGS
     out = [ALL_FLAGS] * len(insns)
+    before = [ALL_FLAGS] * len(insns)
     for i in range(len(insns) - 1, -1, -1):
         out[i] = live
         insn = insns[i]
@@ -158,7 +162,8 @@ def flag_liveness(insns, stop: int | None = None) -> list[frozenset]:
             live = ALL_FLAGS
         else:
             live = (live - sem.writes) | sem.reads
-    return out
+        before[i] = live
+    return out, before
 
 
 class FunctionLifter:
@@ -221,9 +226,9 @@ class FunctionLifter:
         b = self.b
         insns = self.block.insns
         if self.lifter.flag_liveness:
-            lives = flag_liveness(insns, self.stop)
+            lives, live_in = flag_liveness(insns, self.stop)
         else:
-            lives = [ALL_FLAGS] * len(insns)
+            lives = live_in = [None] * len(insns)
         knobs = self.lifter.knobs
         if knobs.trace:
             self._trace_room(len(insns))
@@ -232,7 +237,8 @@ class FunctionLifter:
         for i, insn in enumerate(insns):
             self.insn, self.index = insn, i
             self.near_sp = False
-            self.live = lives[i]
+            self.live = lives[i] or ALL_FLAGS
+            b.keep = live_in[i]
             if knobs.trace:
                 self._trace_insn(insn.address)
             rule = insn.rule
@@ -249,6 +255,7 @@ class FunctionLifter:
                 raise _Retry((0, i)) from None
             if b.terminated:
                 break
+        b.keep = None
         if not b.terminated:
             if self.block.fetch_fault is not None:
                 addr = self.block.fetch_fault
@@ -351,14 +358,22 @@ class FunctionLifter:
     def sync_exits(self, body: str) -> str:
         """Write the locals the function stores to back to the state at each exit."""
         if not self.promoted:
-            return body.replace(SYNC + "\n", "")
+            return SYNC_LINE.sub("", body)
         written = set(re.findall(r"store \S+ \S+, ptr (%a_\w+)", body))
         todo = [(local, p, ty) for local, p, ty in self.promoted if local in written]
-        parts = body.split(SYNC + "\n")
+        # A SYNC line may name the flags a fault must keep exact ("flags cf zf"): the others
+        # are dead there (overwritten before any read), and their stale values in the state
+        # are never seen by code that runs on. Their write-back was what made loops compute
+        # every flag on every trip.
+        parts = re.split(SYNC_LINE, body)
         out = [parts[0]]
-        for site, part in enumerate(parts[1:]):
+        for site, (keep, part) in enumerate(zip(parts[1::2], parts[2::2])):
+            kept = set(keep.split()[1:]) if keep else None
             for local, p, ty in todo:
-                v = f"%w{site}_{local[3:]}"
+                name = local[3:]
+                if kept is not None and name in ALL_FLAGS and name not in kept:
+                    continue
+                v = f"%w{site}_{name}"
                 out.append(f"  {v} = load {ty}, ptr {local}, align 16\n"
                            f"  store {ty} {v}, ptr {p}, align 8\n")
             out.append(part)

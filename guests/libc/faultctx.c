@@ -16,6 +16,8 @@
 static sigjmp_buf back;
 static uintptr_t case_start, stack_at_start;
 static volatile char *readonly;
+static volatile char *guarded;          /* no access until the handler of resume_in_hot_loop */
+static volatile int resuming;
 
 /* Addresses in the read-only page are printed as offsets: they differ from run to run. */
 static unsigned long long shown(greg_t v)
@@ -28,6 +30,12 @@ static void handler(int sig, siginfo_t *si, void *ctx)
 {
     ucontext_t *uc = ctx;
     greg_t *g = uc->uc_mcontext.gregs;
+    if (resuming) {                     /* fix the cause and return: the store runs again */
+        resuming = 0;
+        mprotect((void *)guarded, 4096, PROT_READ | PROT_WRITE);
+        printf("  signal %d, page made writable, returning\n", sig);
+        return;
+    }
     printf("  signal %d code %d rip start+%ld\n", sig, si->si_code,
            (long)(g[REG_RIP] - case_start));
     printf("  rax %llx rbx %llx rcx %llx rdx %llx rsi %llx rdi %llx\n",
@@ -116,6 +124,34 @@ CASE(hot_loop,
      "dec %%ecx\n\t"
      "jnz 2b\n\t")
 
+/* A loop compiled hot whose last trip stores to the guarded page between a compare and the
+ * setcc that reads it. The handler makes the page writable and returns, so the store runs again
+ * and the trip goes on: the flags the rest of it reads must have survived the fault (those it
+ * overwrites first need not). Each trip adds 1, and 2 more when ecx was 1. */
+static void resume_in_hot_loop(void)
+{
+    unsigned long sum;
+    static int buffer;
+    resuming = 1;
+    __asm__ volatile("mov %2, %%r8\n\t"
+                     "mov $30000, %%ecx\n\t"
+                     "xor %%eax, %%eax\n\t"
+                     "2:\n\t"
+                     "cmp $1, %%ecx\n\t"
+                     "mov %1, %%rdi\n\t"
+                     "cmove %%r8, %%rdi\n\t"
+                     "mov %%eax, (%%rdi)\n\t"     /* faults in the last trip */
+                     "sete %%dl\n\t"
+                     "movzbl %%dl, %%edx\n\t"
+                     "lea 1(%%rax,%%rdx,2), %%eax\n\t"
+                     "dec %%ecx\n\t"
+                     "jnz 2b\n\t"
+                     : "=&a"(sum)
+                     : "r"(&buffer), "r"(guarded)
+                     : "rcx", "rdx", "rdi", "r8", "memory", "cc");
+    printf("  sum %lu, stored %d\n", sum, *(volatile int *)guarded);
+}
+
 int main(void)
 {
     static char altstack[65536];
@@ -129,6 +165,7 @@ int main(void)
     sigaction(SIGFPE, &sa, 0);
     sigaction(SIGILL, &sa, 0);
     readonly = mmap(0, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    guarded = mmap(0, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     struct { const char *name; void (*fn)(void); } cases[] = {
         {"store to an unmapped page", store_unmapped},
         {"read-modify-write of a read-only page", rmw_readonly},
@@ -136,6 +173,7 @@ int main(void)
         {"divide by zero", divide_by_zero},
         {"ud2", undefined_opcode},
         {"fault in a hot loop", hot_loop},
+        {"resume in a hot loop", resume_in_hot_loop},
     };
     for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         printf("%s:\n", cases[i].name);
