@@ -84,7 +84,7 @@ CONDITIONS = {
 
 
 # State fields the optimising tier keeps in locals (FunctionLifter.promote), with their types.
-PROMOTED = {"gpr": "i64", "xmm": "i128", "ticks": "i64", **{f: "i8" for f in FLAG_NAMES}}
+PROMOTED = {"gpr": "i64", "xmm": "<2 x i64>", "ticks": "i64", **{f: "i8" for f in FLAG_NAMES}}
 
 
 class Unsupported(Exception):
@@ -419,11 +419,15 @@ class FunctionLifter:
         b.stmt(f"store i64 {b.emit(f'or i64 {kept}, {wide}')}, ptr {p}")
 
     def get_xmm(self, index: int) -> str:
-        """An xmm register as i128 (semantics bitcast it to the vector type they need)."""
-        return self.b.emit(f"load i128, ptr {self.ptr('xmm', index)}, align 8")
+        """An xmm register as i128 (semantics bitcast it to the vector type they need). It is
+        loaded and stored as a vector: LLVM then keeps a register that lives across a loop's
+        trips in an xmm register, where as an i128 it went to a pair of general registers."""
+        v = self.b.emit(f"load <2 x i64>, ptr {self.ptr('xmm', index)}, align 8")
+        return self.b.emit(f"bitcast <2 x i64> {v} to i128")
 
     def set_xmm(self, index: int, value: str) -> None:
-        self.b.stmt(f"store i128 {value}, ptr {self.ptr('xmm', index)}, align 8")
+        v = self.b.emit(f"bitcast i128 {value} to <2 x i64>")
+        self.b.stmt(f"store <2 x i64> {v}, ptr {self.ptr('xmm', index)}, align 8")
 
     def get_mm(self, index: int) -> str:
         """An MMX register as i64: mmI is the low 64 bits of the x87 physical register RI."""
