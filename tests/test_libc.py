@@ -3,9 +3,12 @@ and under jitbt: stdout, stderr and exit status must be identical byte for byte.
 libc start-up (IRELATIVE relocations, TLS, cpuid-driven dispatch in glibc), stdio with integer
 and floating-point formats (musl formats every double through x87 long double), malloc, qsort,
 setjmp/longjmp, the environment, files, time and libm; numeric.c (also built at -O0 and -O3)
-exercises 128-bit integers, SSE2-vectorised loops and float, double and long double printing."""
+exercises 128-bit integers, SSE2-vectorised loops and float, double and long double printing;
+hotloops.c (also -O0 and -O3) runs loops long enough for the optimising tier, whose values live
+in host registers across trips (xmm ones included) and must be written back on the way out."""
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -43,3 +46,18 @@ def test_numeric_program_identical_to_native(guest, tmp_path):
     assert jit.stderr == native.stderr == b""
     assert jit.stdout == native.stdout
     assert jit.returncode == native.returncode == 0
+
+
+@pytest.mark.parametrize("background", ["off", "on"])
+@pytest.mark.parametrize("guest", [g for g in libc_guests() if g.startswith("hotloops")])
+def test_hot_loops_identical_to_native(guest, background):
+    """Loops compiled hot (with background=off deterministically so, before their end): their
+    registers, xmm ones included, reach the state when they leave the region."""
+    env = clean_env()
+    native = run_native(BUILD / guest, env=env)
+    jit = run_jitbt("run", "--no-cache", "--stats", "--set", f"background={background}",
+                    BUILD / guest, env=env)
+    assert jit.stdout == native.stdout
+    assert jit.returncode == native.returncode == 0
+    if background == "off":
+        assert int(re.search(rb"hot regions \(optimising tier\) +(\d+)", jit.stderr)[1]) >= 4

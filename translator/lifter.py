@@ -359,7 +359,7 @@ class FunctionLifter:
         """Write the locals the function stores to back to the state at each exit."""
         if not self.promoted:
             return SYNC_LINE.sub("", body)
-        written = set(re.findall(r"store \S+ \S+, ptr (%a_\w+)", body))
+        written = set(re.findall(r"store [^,]+, ptr (%a_\w+)", body))
         todo = [(local, p, ty) for local, p, ty in self.promoted if local in written]
         # A SYNC line may name the flags a fault must keep exact ("flags cf zf"): the others
         # are dead there (overwritten before any read), and their stale values in the state
