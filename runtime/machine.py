@@ -307,7 +307,9 @@ class Machine:
             ("blocks decoded", f"{s.decoded}"),
             ("guest instructions translated", f"{s.insns}"),
             ("LLVM modules compiled", f"{s.modules}"),
-            ("hot regions (optimising tier)", f"{s.regions} ({tr.hot_blocks} blocks)"),
+            ("hot regions (optimising tier)", f"{s.regions} ({tr.hot_blocks} blocks)"
+             + (f", {s.regions_dropped} dropped (code changed while compiling)"
+                if s.regions_dropped else "")),
             ("accuracy", f"{self.knobs.level}: {self.knobs.describe()}"),
             ("blocks run by the dispatcher loop", f"{native_hits}"),
             *((("instructions retired", f"{self.state.icount}"),

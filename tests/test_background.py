@@ -60,7 +60,7 @@ def test_a_region_whose_code_changed_while_compiling_is_dropped():
     assert tr.finished() == []
     assert not tr.cache.get(BASE).hot                 # the cold translation stays (SMC drops it)
     assert not any(held.values())                     # its blocks count again
-    assert tr.stats.extra["hot regions dropped (code changed)"] == 1
+    assert tr.stats.regions_dropped == 1
     tr.close()
 
 

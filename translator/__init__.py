@@ -54,6 +54,7 @@ class Stats:
     insns: int = 0
     modules: int = 0
     regions: int = 0
+    regions_dropped: int = 0  # compiled in the background, but their code changed meanwhile
     seconds_decode: float = 0.0
     seconds_ir: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -282,10 +283,7 @@ class Translator:
             from .background import Background
             self.background = Background(self.codegen.opt_level)
         name = f"r{key[:20]}"
-        t1 = time.perf_counter()
-        text, used = self.lifter.lift(blocks, name)
-        ir = module_text([text], used)
-        self.stats.seconds_ir += time.perf_counter() - t1
+        ir = self._region_ir(blocks, name)
         self.pending[key] = (name, blocks)
         self.pending_heads.add(blocks[0].start)
         self.background.submit(key, ir)
@@ -310,8 +308,7 @@ class Translator:
             if self.store is not None:
                 self.store.put(key, data)
             if not all(map(self._unchanged, blocks)):
-                self.stats.extra["hot regions dropped (code changed)"] = \
-                    self.stats.extra.get("hot regions dropped (code changed)", 0) + 1
+                self.stats.regions_dropped += 1
                 continue
             addrs = self.codegen.load_object(key, data, [name])
             if addrs is None:
@@ -357,16 +354,16 @@ class Translator:
         """Compile blocks as one function entered at the first, by the optimising tier."""
         key = self.key("region", self.codegen, blocks)
         name = f"r{key[:20]}"
-
-        def build_ir() -> str:
-            t1 = time.perf_counter()
-            text, used = self.lifter.lift(blocks, name)
-            ir = module_text([text], used)
-            self.stats.seconds_ir += time.perf_counter() - t1
-            return ir
-
-        host = self.codegen.compile_keyed(key, build_ir, [name])[name]
+        host = self.codegen.compile_keyed(key, lambda: self._region_ir(blocks, name), [name])[name]
         return self._region_translation(blocks, host, name)
+
+    def _region_ir(self, blocks, name: str) -> str:
+        """The module of a hot region: its blocks lifted as one function called `name`."""
+        t1 = time.perf_counter()
+        text, used = self.lifter.lift(blocks, name)
+        ir = module_text([text], used)
+        self.stats.seconds_ir += time.perf_counter() - t1
+        return ir
 
     def _region_translation(self, blocks, host: int, name: str) -> Translation:
         self.stats.modules += 1
