@@ -14,6 +14,8 @@ touches capstone objects, and so that tests can build them directly.
 """
 from __future__ import annotations
 
+import ctypes
+import struct
 from dataclasses import dataclass, field
 
 import capstone
@@ -24,7 +26,6 @@ from .state import GPR_NAMES
 
 MAX_BLOCK_INSNS = 64
 MAX_INSN_LEN = 15
-DECODE_BATCH = 8
 
 _CS = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
 _CS.detail = True
@@ -119,54 +120,114 @@ class Insn:
                 or capstone.CS_GRP_RET in g or capstone.CS_GRP_IRET in g)
 
 
-def _operand(op) -> Operand:
-    if op.type == cx86.X86_OP_REG:
-        if op.reg in XMMS:
-            return Operand("xmm", 16, reg=XMMS[op.reg])
-        if op.reg in STS:
-            return Operand("st", 10, reg=STS[op.reg])
-        if op.reg in MMS:
-            return Operand("mm", 8, reg=MMS[op.reg])
-        if op.reg not in REGS:
-            raise NotImplementedError(f"register {_CS.reg_name(op.reg)}")
-        idx, size, high = REGS[op.reg]
-        return Operand("reg", size, reg=idx, high=high)
-    if op.type == cx86.X86_OP_IMM:
-        return Operand("imm", op.size, imm=op.imm)
-    mem = op.mem
-    base = None
-    if mem.base == RIP:
-        base = "rip"
-    elif mem.base:
-        base = REGS[mem.base][0]
-    index = REGS[mem.index][0] if mem.index else None
-    seg = SEGS.get(mem.segment) if mem.segment else None
-    return Operand("mem", op.size, base=base, index=index, scale=mem.scale, disp=mem.disp, seg=seg)
-
-
 PREFIX_WORDS = {"rep", "repe", "repz", "repne", "repnz", "lock", "bnd", "notrack", "xacquire",
                 "xrelease"}
 
 
-def convert(cs_insn) -> Insn:
-    """Turn one capstone instruction into an Insn record."""
-    prefix = cs_insn.prefix
+# Instructions are read straight from capstone's C records (the layouts of its own ctypes
+# mirrors): its Python objects copy every detail of every instruction, which cost decoding
+# 25-40 microseconds an instruction, more than the rest of its work.
+_lib = capstone._cs
+_lib.cs_malloc.restype = ctypes.c_void_p
+_lib.cs_malloc.argtypes = (ctypes.c_size_t,)
+_lib.cs_disasm_iter.restype = ctypes.c_bool
+_lib.cs_disasm_iter.argtypes = (ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p),
+                                ctypes.POINTER(ctypes.c_size_t),
+                                ctypes.POINTER(ctypes.c_uint64), ctypes.c_void_p)
+_INSN = capstone._cs_insn
+_X86 = capstone._cs_detail.arch.offset            # the x86 record in the detail's union
+_OP = cx86.X86Op
+_OPS = _X86 + cx86.CsX86.operands.offset
+_DETAIL_BYTES = _OPS + 8 * ctypes.sizeof(_OP)
+_GROUPS, _NGROUPS = capstone._cs_detail.groups.offset, capstone._cs_detail.groups_count.offset
+_PREFIX, _NOPS = _X86 + cx86.CsX86.prefix.offset, _X86 + cx86.CsX86.op_count.offset
+_OP_SIZE, _OP_VALUE, _OP_SIZE_FIELD = ctypes.sizeof(_OP), _OP.value.offset, _OP.size.offset
+_INSN_FIELDS = struct.Struct(f"<{_INSN.address.offset}xQH")       # address, size
+_BYTES, _MNEMONIC, _OP_STR = _INSN.bytes.offset, _INSN.mnemonic.offset, _INSN.op_str.offset
+_DETAIL_PTR = struct.Struct(f"<{_INSN.detail.offset}xQ")
+_MEM = struct.Struct("<IIIiq")                    # segment, base, index, scale, disp
+_I32, _I64 = struct.Struct("<I"), struct.Struct("<q")
+
+
+def _text(raw: bytes, offset: int, size: int) -> str:
+    field = raw[offset:offset + size]
+    return field[:field.index(0)].decode() if 0 in field else field.decode()
+
+
+def _operand(d: bytes, at: int) -> Operand:
+    kind = _I32.unpack_from(d, at)[0]
+    value = at + _OP_VALUE
+    size = d[at + _OP_SIZE_FIELD]
+    if kind == cx86.X86_OP_REG:
+        reg = _I32.unpack_from(d, value)[0]
+        if reg in XMMS:
+            return Operand("xmm", 16, reg=XMMS[reg])
+        if reg in STS:
+            return Operand("st", 10, reg=STS[reg])
+        if reg in MMS:
+            return Operand("mm", 8, reg=MMS[reg])
+        if reg not in REGS:
+            raise NotImplementedError(f"register {_CS.reg_name(reg)}")
+        idx, size, high = REGS[reg]
+        return Operand("reg", size, reg=idx, high=high)
+    if kind == cx86.X86_OP_IMM:
+        return Operand("imm", size, imm=_I64.unpack_from(d, value)[0])
+    segment, base_reg, index_reg, scale, disp = _MEM.unpack_from(d, value)
+    base = None
+    if base_reg == RIP:
+        base = "rip"
+    elif base_reg:
+        base = REGS[base_reg][0]
+    index = REGS[index_reg][0] if index_reg else None
+    seg = SEGS.get(segment) if segment else None
+    return Operand("mem", size, base=base, index=index, scale=scale, disp=disp, seg=seg)
+
+
+def _record(raw: bytes) -> Insn:
+    """An Insn from capstone's record of one instruction (the bytes of its cs_insn)."""
+    address, size = _INSN_FIELDS.unpack_from(raw)
+    d = ctypes.string_at(_DETAIL_PTR.unpack_from(raw)[0], _DETAIL_BYTES)
     try:
-        ops = [_operand(o) for o in cs_insn.operands]
+        ops = [_operand(d, _OPS + i * _OP_SIZE) for i in range(d[_NOPS])]
     except (NotImplementedError, KeyError):
         ops = None
-    mnemonic = cs_insn.mnemonic
+    full = mnemonic = _text(raw, _MNEMONIC, 32)
     while " " in mnemonic:         # capstone writes prefixes into the mnemonic: "rep stosq"
         pre, mnemonic = mnemonic.split(" ", 1)
         if pre not in PREFIX_WORDS:
-            mnemonic = cs_insn.mnemonic
+            mnemonic = full
             break
-    insn = Insn(cs_insn.address, cs_insn.size, bytes(cs_insn.bytes), mnemonic,
-                cs_insn.op_str, ops if ops is not None else [], tuple(cs_insn.groups),
-                rep=prefix[0] if prefix[0] in (0xF2, 0xF3) else 0, lock=prefix[0] == 0xF0)
+    prefix = d[_PREFIX]
+    insn = Insn(address, size, raw[_BYTES:_BYTES + size], mnemonic, _text(raw, _OP_STR, 160),
+                ops if ops is not None else [], tuple(d[_GROUPS:_GROUPS + d[_NGROUPS]]),
+                rep=prefix if prefix in (0xF2, 0xF3) else 0, lock=prefix == 0xF0)
     insn.bad_operands = ops is None
     insn.rule = rewrite.classify(insn)
     return insn
+
+
+class _Stream:
+    """Decodes instructions one at a time into one capstone record (cs_disasm_iter)."""
+
+    def __init__(self):
+        self.insn = _lib.cs_malloc(_CS.csh)
+        if not self.insn:
+            raise MemoryError("capstone could not allocate an instruction record")
+
+    def decode(self, code: bytes, address: int, count: int | None = None):
+        """The Insns at the start of `code` (at guest `address`), up to `count` of them, as
+        far as its bytes decode."""
+        buf = ctypes.c_char_p(code)        # keeps `code` referenced while capstone reads it
+        ptr = ctypes.c_void_p(ctypes.cast(buf, ctypes.c_void_p).value)
+        left, pc = ctypes.c_size_t(len(code)), ctypes.c_uint64(address)
+        rec, n = self.insn, 0
+        while (count is None or n < count) and _lib.cs_disasm_iter(
+                _CS.csh, ctypes.byref(ptr), ctypes.byref(left), ctypes.byref(pc), rec):
+            n += 1
+            yield _record(ctypes.string_at(rec, ctypes.sizeof(_INSN)))
+
+
+_STREAM = _Stream()
 
 
 def invalid(address: int, raw: bytes) -> Insn:
@@ -229,25 +290,18 @@ class Decoder:
             block.fetch_fault = address
             return block
         pc = address
-        while True:
-            # capstone's disasm() decodes everything it is given, with detail, before yielding:
-            # hand it a few instructions at a time, not the whole fetch window.
-            batch = list(_CS.disasm(code[pc - address:], pc, count=DECODE_BATCH))
-            for cs_insn in batch:
-                insn = convert(cs_insn)
-                block.insns.append(insn)
-                pc = insn.next
-                if insn.is_branch or (insn.rule is not None and insn.rule.ends_block) \
-                        or len(block.insns) >= limit:
-                    return block
-            if len(batch) < DECODE_BATCH:
-                break
+        for insn in _STREAM.decode(code, address, limit):
+            block.insns.append(insn)
+            pc = insn.next
+            if insn.is_branch or (insn.rule is not None and insn.rule.ends_block) \
+                    or len(block.insns) >= limit:
+                return block
         # capstone stopped early. With a full fetch at least MAX_INSN_LEN bytes remain, so the
         # bytes are invalid. With a short fetch (end of executable memory) the rest may be the
         # beginning of a valid instruction whose tail is not executable: that fetch faults.
         rest = code[pc - address:]
         if len(rest) < MAX_INSN_LEN:
-            if not rest or list(_CS.disasm(rest + bytes(MAX_INSN_LEN), pc, count=1)):
+            if not rest or list(_STREAM.decode(rest + bytes(MAX_INSN_LEN), pc, 1)):
                 block.fetch_fault = pc + len(rest)
                 return block
         block.insns.append(invalid(pc, rest[:MAX_INSN_LEN]))
@@ -256,4 +310,4 @@ class Decoder:
 
 def disassemble(code: bytes, address: int) -> list[Insn]:
     """Decode a byte string completely (for tests and the ``blocks`` command)."""
-    return [convert(i) for i in _CS.disasm(code, address)]
+    return list(_STREAM.decode(code, address))
