@@ -4,7 +4,9 @@
  *   1. a JIT buffer mapped read-write-execute, rewritten and called again and again;
  *   2. W^X: write code into a read-write buffer, mprotect it executable, call; repeat;
  *   3. a store into the immediate of the very next instruction (same block, own text page);
- *   4. a function called until it is hot, then rewritten. */
+ *   4. a function called until it is hot, then rewritten;
+ *   5. a block whose successor overwrites the flags, then the successor rewritten to read them
+ *      (a translator that left out the flags as dead, and keeps that block, reads stale ones). */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,8 +88,44 @@ static long hot_then_rewritten(void)
     return sum;
 }
 
+static long flags_read_by_rewritten_successor(void)
+{
+    /* Two blocks 128 bytes apart: a change to the second leaves the first's bytes alone. */
+    static const unsigned char first[] = {
+        0x39, 0xf7,                         /* cmp edi, esi */
+        0xeb, 0x7c,                         /* jmp +124: to the second block, at 128 */
+    };
+    static const unsigned char second[] = {
+        0x31, 0xc0, 0x90, 0x90, 0x90, 0x90, /* xor eax, eax (the flags are dead); nops */
+        0xc3,                               /* ret */
+    };
+    static const unsigned char reads_cf[] = {
+        0x0f, 0x92, 0xc0,                   /* setb al */
+        0x0f, 0xb6, 0xc0,                   /* movzx eax, al */
+    };
+    unsigned char *buf = mmap(0, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    typedef int (*cmp_t)(unsigned, unsigned);
+    memset(buf, 0xcc, 256);                 /* int3 between them */
+    memcpy(buf, first, sizeof first);
+    memcpy(buf + 128, second, sizeof second);
+    __builtin___clear_cache((char *)buf, (char *)buf + 256);
+    long sum = 0;
+    for (int k = 0; k < 300; k++)
+        sum += ((cmp_t)buf)(k % 3, 1);
+    memcpy(buf + 128, reads_cf, sizeof reads_cf);
+    __builtin___clear_cache((char *)buf, (char *)buf + 256);
+    for (int k = 0; k < 300; k++)
+        sum += ((cmp_t)buf)(k % 3, 1) * (long)(k + 1);
+    munmap(buf, 4096);
+    return sum;
+}
+
 int main(void)
 {
+    /* First: its page must not have held code rewritten before (which a translator may
+     * translate an instruction at a time). */
+    printf("flags read by a rewritten successor: %ld\n", flags_read_by_rewritten_successor());
     printf("rwx buffer: %ld\n", rwx_buffer());
     printf("w^x buffer: %ld\n", write_xor_execute());
     printf("next instruction: %ld\n", next_instruction());
