@@ -55,20 +55,32 @@ def check_ir(emit, a: str, n1, need) -> str:
     return emit(f"icmp eq i8 {emit(f'and i8 {v}, {need}')}, {need}")
 
 
-def _check_def() -> str:
+def _check_def(name: str = "chk", attributes: str = "alwaysinline") -> str:
     lines = []
 
     def emit(text):
         lines.append(f"  %c{len(lines)} = {text}")
         return f"%c{len(lines) - 1}"
     ok = check_ir(emit, "%a", "%n1", "%need")
-    return ("define internal i1 @chk(ptr %perm, i64 %a, i64 %n1, i8 %need) alwaysinline {\n"
+    return (f"define internal i1 @{name}(ptr %perm, i64 %a, i64 %n1, i8 %need) {attributes} {{\n"
             + "\n".join(lines) + f"\n  ret i1 {ok}\n}}\n")
 
 
-# @chk, for the modules that call it (the cold tier writes its checks inline: an unused copy
-# would still be compiled, by the slow instruction selector, in every cold module).
+# @chk, inlined where the optimising tier and hle call it.
 CHECK_DEF = _check_def()
+# The cold tier calls the check instead, through the address in the state's `check` field: at
+# -O0 each check written out costs a dozen instructions to select and allocate, in code that
+# runs only until it turns hot. (A call to a function by name cannot be selected fast in the
+# JIT's large code model; a call through a pointer can.) Both ways into translated code, the
+# dispatcher and the entry trampoline, carry a copy and store its address in the state.
+RUNTIME_CHECK_DEF = _check_def("jitbt_check", "noinline")
+
+
+def store_check_address(state: str) -> str:
+    """The IR lines by which an entry to translated code makes the state's `check` field point
+    at its @jitbt_check."""
+    return (f"  %check.p = getelementptr %State, ptr {state}, i64 0, i32 {field_index('check')}\n"
+            f"  store ptr @jitbt_check, ptr %check.p")
 
 # The calling convention of every translated function: no callee-saved registers, so going
 # from one translation to the next (a chained tail call) saves and restores nothing. Only the
@@ -233,6 +245,7 @@ class FunctionLifter:
         self.windowed = chain          # optimising tier: stack accesses try the window first
         self.near_sp = False           # the memory operand being lifted is rsp/rbp based
         self.window = None             # (low end, whether it is readable and writable)
+        self.check_loaded = False      # cold tier: %chk.fn holds the check's address
         self.stop = None
         self.quick = not chain         # cold tier (-O0): IR that fast instruction selection takes
         self.b = IRBuilder(one_ret=self.quick)
@@ -582,13 +595,19 @@ class FunctionLifter:
                        f"label %{slow}, !prof !0")
                 b.label(slow)
             if self.quick:
-                # Written out: at -O0 a call cannot be selected fast in the JIT's code model
-                # (running the inliner at -O0 instead measured about the same).
-                ok = check_ir(b.emit, addr, size - 1, need)
+                ok = b.emit(f"call i1 {self._check_fn()}(ptr %perm, i64 {addr}, "
+                            f"i64 {size - 1}, i8 {need})")
             else:
                 ok = b.emit(f"call i1 @chk(ptr %perm, i64 {addr}, i64 {size - 1}, i8 {need})")
             self.branch_or_fault(ok, SIGSEGV, addr, good)
         return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
+
+    def _check_fn(self) -> str:
+        """The cold tier's memory check (RUNTIME_CHECK_DEF), loaded from the state on entry."""
+        if not self.check_loaded:
+            self.entry.append(f"  %chk.fn = load ptr, ptr {self.ptr('check')}")
+            self.check_loaded = True
+        return "%chk.fn"
 
     def _stack_window(self) -> tuple[str, str]:
         """The stack window: WINDOW bytes centred on rsp as the function was entered, and
