@@ -10,6 +10,8 @@ temporaries and labels, collects lines and the intrinsics a function uses::
 """
 from __future__ import annotations
 
+from .state import Exit, field_index
+
 
 def ty(bits: int) -> str:
     return f"i{bits}"
@@ -109,9 +111,12 @@ class IRBuilder:
             args = []
             for i, ty in enumerate(("i64", "i64", "i32")):
                 phi = ", ".join(f"[ {f[i]}, %{f[3]} ]" for f in self.faults)
-                args.append(f"{ty} {self.emit(f'phi {ty} {phi}')}")
-            r = self.emit("call i32 @fault(ptr %st, " + ", ".join(args) + ")")
-            self.stmt(f"ret i32 {r}")
+                args.append((ty, self.emit(f"phi {ty} {phi}")))
+            # What @fault does, written out: a call by name would go to the slow selector.
+            for (ty, value), field in zip(args, ("rip", "fault_addr", "fault_sig")):
+                p = self.emit(f"getelementptr %State, ptr %st, i64 0, i32 {field_index(field)}")
+                self.stmt(f"store {ty} {value}, ptr {p}")
+            self.stmt(f"ret i32 {Exit.FAULT}")
             self.faults = []
         if self.rets:
             phi = ", ".join(f"[ {v}, %{label} ]" for v, label in self.rets)

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import re
 
-import capstone
-
 from .irbuilder import SYNC, IRBuilder, const
 from .knobs import Knobs
 from .semantics import SEMANTICS
 from .state import (ADDRESS_LIMIT, FLAG_NAMES, GPR_NAMES, LLVM_TYPE, PAGE_SHIFT, PERM_R, PERM_W,
                     SIGSEGV, TABLE_ENTRY, Exit, field_index, table_index, table_index_ir)
 
-MODULE_HEADER = f"""%State = type {LLVM_TYPE}
-
+STATE_TYPE = f"%State = type {LLVM_TYPE}\n"
+MODULE_HEADER = STATE_TYPE + f"""
 define internal i32 @fault(ptr %st, i64 %rip, i64 %addr, i32 %sig) cold noinline {{
   %p1 = getelementptr %State, ptr %st, i64 0, i32 {field_index("rip")}
   store i64 %rip, ptr %p1
@@ -181,27 +179,6 @@ def flag_liveness(insns, stop: int | None = None, live_out: frozenset = ALL_FLAG
     return out, before
 
 
-def flow_successors(block) -> list[int] | None:
-    """Every guest address control can go to when `block` runs to its end, or None when that
-    is not known from the code alone (an indirect branch, a return, an exit to the runtime)."""
-    if not block.insns or block.fetch_fault is not None:
-        return None
-    last = block.insns[-1]
-    if last.invalid or last.bad_operands or last.rule is not None:
-        return None
-    g = last.groups
-    if capstone.CS_GRP_RET in g or capstone.CS_GRP_IRET in g:
-        return None
-    if capstone.CS_GRP_JUMP in g or capstone.CS_GRP_CALL in g:
-        if not last.ops or last.ops[0].kind != "imm":
-            return None
-        target = last.ops[0].imm & 0xFFFFFFFFFFFFFFFF
-        if last.mnemonic == "jmp" or capstone.CS_GRP_CALL in g:
-            return [target]
-        return [target, last.next]      # a conditional branch falls through
-    return [last.next]
-
-
 def region_flag_liveness(blocks, stops: dict[int, int]) -> list[frozenset]:
     """The flags live at the end of each block of a unit translated together: those some
     successor in the unit reads before overwriting; all of them when a successor is outside
@@ -210,7 +187,7 @@ def region_flag_liveness(blocks, stops: dict[int, int]) -> list[frozenset]:
     index = {b.start: i for i, b in enumerate(blocks)}
     succs = []
     for b in blocks:
-        s = flow_successors(b)
+        s = b.flow_successors()
         succs.append(None if s is None or any(a not in index for a in s)
                      else [index[a] for a in s])
     live_in = [frozenset()] * len(blocks)
@@ -918,6 +895,8 @@ def module_text(functions: list[str], intrinsics: set[str]) -> str:
     decls = "\n".join(INTRINSICS[i] for i in sorted(intrinsics))
     body = "\n".join(functions)
     check = CHECK_DEF if "@chk(" in body else ""
-    return (MODULE_HEADER + check + decls + "\n\n" + body
+    # The cold tier writes its fault exits out: an unused @fault would still be compiled.
+    header = MODULE_HEADER if "@fault(" in body else STATE_TYPE
+    return (header + check + decls + "\n\n" + body
             + '\n!0 = !{!"branch_weights", i32 1000, i32 1}\n'
             + '!1 = !{!"branch_weights", i32 1, i32 1000}\n')
