@@ -161,3 +161,47 @@ def test_undefined_forms_are_left_unsupported():
         block = Decoder().decode_block(fetcher(code), BASE)
         text, _ = Lifter().lift(block, "f")
         assert f"store i64 {BASE + 3}, ptr %p_rip" in text and f"ret i32 {Exit.UNSUPPORTED}" in text
+
+
+# ---- flags live across the blocks of one unit (lifter.region_flag_liveness) ----------------------
+# Expected sets follow from the manual: add and cmp write OF SF ZF AF CF PF (DF is never
+# written by them), setb reads CF, jne reads ZF; a ret or an exit leaves every flag live.
+
+def blocks_at(text: str, starts: list[int]):
+    code = assemble(text, BASE)
+    dec = Decoder()
+    return [dec.decode_block(fetcher(code), BASE + s) for s in starts]
+
+
+def test_flags_overwritten_by_every_successor_are_dead_at_the_end():
+    from translator.lifter import region_flag_liveness
+    # 0: cmp rdi, rsi (3) ; jmp 7 (2) ; 5: nop nop ; 7: add rax, 1 (4) ; jmp 7 (2)
+    a, b = blocks_at("cmp rdi, rsi; jmp 0x400007; nop; nop; add rax, 1; jmp 0x400007", [0, 7])
+    assert b.flow_successors() == [BASE + 7]
+    live = region_flag_liveness([a, b], {})
+    assert live[0] == frozenset() and live[1] == frozenset()
+
+
+def test_flag_read_by_a_successor_stays_live_and_unknown_successors_keep_all():
+    from translator.lifter import ALL_FLAGS, region_flag_liveness
+    # 0: cmp rdi, rsi ; jne 9 ; 5: setb al (3) ; ret ; 9: add eax, 1 (3) ; ret
+    a, c, d = blocks_at("cmp rdi, rsi; jne 0x400009; setb al; ret; add eax, 1; ret", [0, 5, 9])
+    assert a.flow_successors() == [BASE + 9, BASE + 5]
+    live = region_flag_liveness([a, c, d], {})
+    # setb's block returns (every flag live after it); add's block overwrites all but DF
+    assert live[1] == ALL_FLAGS and live[2] == ALL_FLAGS
+    assert live[0] == ALL_FLAGS            # through setb's block, every flag
+    # Without setb's block in the unit, its flags are unknown: all live.
+    assert region_flag_liveness([a, d], {})[0] == ALL_FLAGS
+    # Only the add block: what it does not overwrite (DF) is live.
+    a2, d2 = blocks_at("cmp rdi, rsi; jmp 0x400009; setb al; ret; add eax, 1; ret", [0, 9])
+    assert region_flag_liveness([a2, d2], {})[0] == frozenset({"df"})
+
+
+def test_calls_and_indirect_jumps_have_no_known_flow_successors_but_the_target():
+    (call,) = blocks_at("call 0x400010", [0])
+    assert call.flow_successors() == [BASE + 0x10]      # not the return address
+    (ind,) = blocks_at("jmp rax", [0])
+    assert ind.flow_successors() is None
+    (r,) = blocks_at("ret", [0])
+    assert r.flow_successors() is None
