@@ -404,11 +404,8 @@ class Translator:
         s.blocks += len(shapes)
         s.insns += sum(ninsns)
         s.modules += 1
-        # Each block's code assumes its successors' bytes in the module (which flags they
-        # read: lifter.region_flag_liveness), so a change to any block drops all of them.
-        ranges = tuple((start, max(start + len(raw), start + 1)) for start, _, raw in shapes)
-        return [Translation(start, end, host, n, name, hot, ranges if len(ranges) > 1 else ())
-                for (start, end), n in zip(ranges, ninsns)]
+        return [Translation(start, max(start + len(raw), start + 1), host, n, name, hot)
+                for (start, _, raw), n in zip(shapes, ninsns)]
 
 
 def _shape(block) -> tuple:

@@ -26,8 +26,7 @@ class Translation:
     ninsns: int
     name: str
     hot: bool = False  # compiled by the optimising tier
-    ranges: tuple = ()  # when its code depends on more than its own block (a region, or a
-    # block compiled with others: lifter.region_flag_liveness): every (start, end) it depends on
+    ranges: tuple = ()  # for a region: the (start, end) of every block in it
 
     def extents(self) -> tuple:
         return self.ranges or ((self.address, max(self.end, self.address + 1)),)

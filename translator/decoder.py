@@ -275,28 +275,6 @@ class Block:
         return [last.next]
 
 
-    def flow_successors(self) -> list[int] | None:
-        """Every guest address control can go to when the block runs to its end, or None when
-        that is not known from the code alone (an indirect branch, a return, an exit to the
-        runtime). Unlike successors(), a call's return address is not one."""
-        if not self.insns or self.fetch_fault is not None:
-            return None
-        last = self.insns[-1]
-        if last.invalid or last.bad_operands or last.rule is not None:
-            return None
-        g = last.groups
-        if capstone.CS_GRP_RET in g or capstone.CS_GRP_IRET in g:
-            return None
-        if capstone.CS_GRP_JUMP in g or capstone.CS_GRP_CALL in g:
-            if not last.ops or last.ops[0].kind != "imm":
-                return None
-            target = last.ops[0].imm & 0xFFFFFFFFFFFFFFFF
-            if last.mnemonic == "jmp" or capstone.CS_GRP_CALL in g:
-                return [target]
-            return [target, last.next]      # a conditional branch falls through
-        return [last.next]
-
-
 class Decoder:
     """Decodes blocks from guest memory through a fetch callback."""
 

@@ -157,14 +157,13 @@ class Lifter:
                 + "\n".join(fn.entry) + "\n" + body + "\n}\n"), fn.b.intrinsics
 
 
-def flag_liveness(insns, stop: int | None = None, live_out: frozenset = ALL_FLAGS
-                  ) -> tuple[list[frozenset], list[frozenset]]:
+def flag_liveness(insns, stop: int | None = None) -> tuple[list[frozenset], list[frozenset]]:
     """For each instruction, the flags live after it: read later in the block before being
-    overwritten, or live when the block ends (`live_out`: all of them unless the caller knows
-    every successor; every flag is live at an exit to the runtime and before an instruction the
-    lifter cannot translate); and those live before it (what a fault there must leave exact,
-    for the code that runs on if the guest's handler returns)."""
-    live = live_out
+    overwritten, or still set when the block ends (every flag is live at the end, at an exit to
+    the runtime and before an instruction the lifter cannot translate); and those live before
+    it (what a fault there must leave exact, for the code that runs on if the guest's handler
+    returns)."""
+    live = ALL_FLAGS
     out = [ALL_FLAGS] * len(insns)
     before = [ALL_FLAGS] * len(insns)
     for i in range(len(insns) - 1, -1, -1):
@@ -177,33 +176,6 @@ def flag_liveness(insns, stop: int | None = None, live_out: frozenset = ALL_FLAG
             live = (live - sem.writes) | sem.reads
         before[i] = live
     return out, before
-
-
-def region_flag_liveness(blocks, stops: dict[int, int]) -> list[frozenset]:
-    """The flags live at the end of each block of a unit translated together: those some
-    successor in the unit reads before overwriting; all of them when a successor is outside
-    the unit or unknown. (Liveness is a property of the guest code, so a successor's bytes are
-    assumed: the unit's translations are all dropped when any of its blocks changes.)"""
-    index = {b.start: i for i, b in enumerate(blocks)}
-    succs = []
-    for b in blocks:
-        s = b.flow_successors()
-        succs.append(None if s is None or any(a not in index for a in s)
-                     else [index[a] for a in s])
-    live_in = [frozenset()] * len(blocks)
-    live_out = [ALL_FLAGS] * len(blocks)
-    changed = True
-    while changed:                      # to the least fixed point (loops inside the unit)
-        changed = False
-        for i in range(len(blocks) - 1, -1, -1):
-            out = ALL_FLAGS if succs[i] is None else frozenset().union(
-                *(live_in[j] for j in succs[i]))
-            live_out[i] = out
-            _, before = flag_liveness(blocks[i].insns, stops.get(i), out)
-            new = before[0] if before else out
-            if new != live_in[i]:
-                live_in[i], changed = new, True
-    return live_out
 
 
 class FunctionLifter:
@@ -253,12 +225,8 @@ class FunctionLifter:
             cases = " ".join(f"i64 {const(a, 64)}, label %{label}"
                              for a, label in list(self.labels.items())[1:])
             b.stmt(f"switch i64 {rip}, label %{self.labels[self.blocks[0].start]} [ {cases} ]")
-        if self.lifter.flag_liveness and len(self.blocks) > 1:
-            self.live_out = region_flag_liveness(self.blocks, self.stops)
-        else:
-            self.live_out = [ALL_FLAGS] * len(self.blocks)
         for i, block in enumerate(self.blocks):
-            self.block, self.stop, self.index_block = block, self.stops.get(i), i
+            self.block, self.stop = block, self.stops.get(i)
             if self.labels:
                 self.b.label(self.labels[block.start])
             try:
@@ -271,7 +239,7 @@ class FunctionLifter:
         b = self.b
         insns = self.block.insns
         if self.lifter.flag_liveness:
-            lives, live_in = flag_liveness(insns, self.stop, self.live_out[self.index_block])
+            lives, live_in = flag_liveness(insns, self.stop)
         else:
             lives = live_in = [None] * len(insns)
         knobs = self.lifter.knobs

@@ -6,7 +6,8 @@
  *   3. a store into the immediate of the very next instruction (same block, own text page);
  *   4. a function called until it is hot, then rewritten;
  *   5. a block whose successor overwrites the flags, then the successor rewritten to read them
- *      (a translator that left out the flags as dead, and keeps that block, reads stale ones). */
+ *      (a translator that left the flags out as dead in the first block, and kept that block's
+ *      translation when only the successor changed, would read stale ones). */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
