@@ -162,3 +162,32 @@ def test_undefined_forms_are_left_unsupported():
         text, _ = Lifter().lift(block, "f")
         assert f"store i64 {BASE + 3}, ptr %p_rip" in text and f"ret i32 {Exit.UNSUPPORTED}" in text
 
+
+def test_records_read_directly_match_capstones_own_python_objects(built_guests):
+    """The decoder reads capstone's C records at the offsets of capstone's ctypes mirrors; the
+    reference is capstone's Python binding on the same bytes: every instruction of a libc
+    program's text, field by field."""
+    from elftools.elf.elffile import ELFFile
+    from translator.decoder import _CS, REGS, RIP, XMMS
+    with open(built_guests / "libcmix-glibc", "rb") as f:
+        text = ELFFile(f).get_section_by_name(".text")
+        code, base = text.data()[:200_000], text["sh_addr"]
+    ours = disassemble(code, base)
+    theirs = list(_CS.disasm(code, base))
+    assert len(ours) == len(theirs) > 20_000
+    for a, b in zip(ours, theirs):
+        assert (a.address, a.size, a.raw, a.op_str) == (b.address, b.size, bytes(b.bytes),
+                                                        b.op_str)
+        assert b.mnemonic.endswith(a.mnemonic) and a.groups == tuple(b.groups)
+        if a.bad_operands:
+            continue
+        assert len(a.ops) == len(b.operands)
+        for o, c in zip(a.ops, b.operands):
+            if c.type == capstone.x86.X86_OP_IMM:
+                assert (o.kind, o.imm, o.size) == ("imm", c.imm, c.size)
+            elif c.type == capstone.x86.X86_OP_MEM:
+                base_reg = "rip" if c.mem.base == RIP else REGS[c.mem.base][0] if c.mem.base else None
+                assert (o.kind, o.size, o.base, o.scale, o.disp) == (
+                    "mem", c.size, base_reg, c.mem.scale, c.mem.disp)
+            elif c.reg in XMMS:
+                assert (o.kind, o.reg) == ("xmm", XMMS[c.reg])
