@@ -1,7 +1,8 @@
 /* hotloops: loops that run long enough to be compiled by the optimising tier (20,000 runs), whose
  * values live in registers across their trips and are printed after them: doubles in xmm
  * registers, an array loop gcc -O3 vectorises with SSE2, an integer loop with carries and
- * compares, and a switch. Each result depends on every trip. */
+ * compares, a switch, and a short inner loop inside a long outer one (the inner loop turns hot
+ * first, the outer one later). Each result depends on every trip. */
 #include <stdint.h>
 #include <stdio.h>
 
@@ -55,5 +56,19 @@ int main(void)
         counts[state]++;
     }
     printf("switch %u %u %u %u %u\n", counts[0], counts[1], counts[2], counts[3], counts[4]);
+
+    /* 40 inner trips an outer trip at first (the inner loop turns hot on its own), then 0 to 3
+     * (the outer loop turns hot later, around the hot inner one). */
+    uint64_t acc = 0;
+    for (uint64_t i = 1; i < 200000; i++) {
+        uint64_t v = i * 0x9e3779b97f4a7c15ull;
+        unsigned trips = i < 1000 ? 40 : (unsigned)(v >> 62);
+        for (unsigned t = 0; t < trips; t++) {
+            acc += v;
+            v = (v >> 1) | (v << 63);
+        }
+        acc = (acc << 3) ^ (acc >> 61) ^ v;
+    }
+    printf("nested %llx\n", (unsigned long long)acc);
     return 0;
 }
