@@ -118,3 +118,32 @@ def test_no_cache_and_cache_commands(tmp_path):
     assert re.search(r": [1-9]\d* entries", info)
     assert "removed" in run_jitbt("cache", "clear", env=env).stdout.decode()
     assert ": 0 entries" in run_jitbt("cache", "info", env=env).stdout.decode()
+
+
+def test_a_later_run_forms_the_hot_region_the_first_run_stored(tmp_path):
+    """Which blocks a hot region takes in depends on what has run (and what is hot or still
+    compiling) when its head turns hot. A later run with the cache reuses the region stored
+    under the head, instead of forming another one and compiling it again."""
+    from runtime.memory import GuestMemory
+    from translator import Translator
+    from translator.conformance import assemble
+    from translator.knobs import Knobs
+    from translator.persist import ObjectStore
+    from translator.state import PERM_R, PERM_X
+    base = 0x400000
+    mem = GuestMemory()
+    mem.map(base, 0x1000, PERM_R | PERM_X)
+    mem.poke(base, assemble("loop: add rax, rbx; dec rcx; jnz loop; mov rdx, rax; ret", base))
+    knobs = Knobs(background="off")
+
+    def region(store, executed):
+        tr = Translator(mem.fetch, knobs, store=store)
+        tr.lookup(base)                        # the cold translations, loop and tail
+        (t,) = tr.promote(base, executed)
+        return t, tr
+    first, _ = region(ObjectStore(tmp_path), lambda a: a == base)      # only the loop has run
+    fresh, _ = region(None, lambda a: True)                             # the tail has run too
+    assert len(fresh.extents()) == 2 and len(first.extents()) == 1
+    later, tr = region(ObjectStore(tmp_path), lambda a: True)
+    assert later.extents() == first.extents() and later.name == first.name
+    assert tr.codegen.seconds_compile == 0 and tr.store.hits >= 1     # loaded, not compiled

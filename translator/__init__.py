@@ -263,8 +263,13 @@ class Translator:
             return sorted(a for p in (page - 1, page, page + 1)
                           for a in self.cache._by_page.get(p, ()))
         t0 = time.perf_counter()
-        blocks = self.decode_region(address, self.hot_region_blocks, include=include,
-                                    indirect=nearby if self.knobs.unit == "region" else None)
+        blocks = self._stored_region(address)
+        if blocks is None:
+            blocks = self.decode_region(address, self.hot_region_blocks, include=include,
+                                        indirect=nearby if self.knobs.unit == "region" else None)
+            if self.store is not None:
+                self.store.put(self._region_shape_key(address),
+                               json.dumps([b.start for b in blocks]).encode(), SHAPE)
         self.stats.seconds_decode += time.perf_counter() - t0
         if self.knobs.background == "on":
             key = self.key("region", self.codegen, blocks)
@@ -278,6 +283,32 @@ class Translator:
         self.hot_blocks += len(blocks)
         self.stats.regions += 1
         return [t]
+
+    # Which blocks a hot region takes in depends on what has run and what is hot or still
+    # compiling when its head turns hot, so a warm run would not always form the regions the
+    # cold run stored. The blocks' addresses are stored under the head's address and bytes; a
+    # warm run decodes those blocks and loads the region when the store holds their key (a hash
+    # of the bytes decoded now, so changed code never matches).
+    def _region_shape_key(self, address: int) -> str:
+        return module_key(["region shape", address, self.fetch(address, 16)], VERSION,
+                          self._key_base())
+
+    def _stored_region(self, address: int):
+        if self.store is None or (address >> PAGE_SHIFT) in self.written_pages:
+            return None
+        data = self.store.get(self._region_shape_key(address), SHAPE)
+        if data is None:
+            return None
+        try:
+            starts = [int(a) for a in json.loads(data)]
+        except (ValueError, TypeError):
+            return None
+        if not starts or starts[0] != address:
+            return None
+        blocks = [self.decoder.decode_block(self.fetch, a, self.max_insns) for a in starts]
+        self.stats.decoded += len(blocks)
+        key = self.key("region", self.codegen, blocks)
+        return blocks if key in self.codegen.loaded or self.store.has(key) else None
 
     # ---- hot regions compiled in the background (knob background, translator/background.py) ----
     def _submit(self, key: str, blocks) -> None:
