@@ -58,8 +58,7 @@ int main(void)
     printf("switch %u %u %u %u %u\n", counts[0], counts[1], counts[2], counts[3], counts[4]);
 
     /* 40 inner trips an outer trip at first (the inner loop turns hot on its own), then 0 to 3
-     * (the outer loop turns hot later, with the inner one already hot in a region of its own:
-     * the hot code of the one calls the other's). */
+     * (the outer loop turns hot later, around the hot inner one). */
     uint64_t acc = 0;
     for (uint64_t i = 1; i < 200000; i++) {
         uint64_t v = i * 0x9e3779b97f4a7c15ull;
