@@ -253,12 +253,8 @@ class Translator:
         """Compile the hot block at `address`, with the blocks around it that have run
         (`executed(addr)`), by the optimising tier; they replace the cold translations."""
         def include(a):
-            # The heads of other hot regions too: an outer loop then takes in a copy of the
-            # inner loop that turned hot first, and the nest runs as one function instead of
-            # crossing between two at every entry to the inner loop. (Which heads are hot or
-            # still compiling depends on timing: a warm run reuses the stored shape.)
             t = self.cache._lru.get((a,) + self.cache.key)
-            return t is not None and executed(a) and a not in self.pending_heads
+            return t is not None and not t.hot and executed(a) and a not in self.pending_heads
 
         def nearby(block):
             """Where an indirect jmp at the end of `block` may go: blocks that have run on
