@@ -174,7 +174,7 @@ class Translator:
             out = self.compile_blocks(blocks, hot=not self.tiered)
             if self.store is not None:
                 spec = [[b.start, b.end, b.fetch_fault, len(b.insns)] for b in blocks]
-                self.store.put(self._manifest_key(address), json.dumps(spec).encode(), SHAPE)
+                self.store.put(self._shape_key("shape", address), json.dumps(spec).encode(), SHAPE)
         for t in out:
             self.cache.put(t)
         return out
@@ -185,19 +185,28 @@ class Translator:
     # fetches those bytes from guest memory, and, when the module key they give is in the store,
     # loads the object without decoding anything: the key is a hash of the very bytes fetched,
     # so different code at the same address can never match.
-    def _manifest_key(self, address: int) -> str:
-        return module_key(["shape", address, self.fetch(address, 16)], VERSION, self._key_base())
+    def _shape_key(self, kind: str, address: int) -> str:
+        """The store key of a shape of `kind` ("shape": a cold module's block extents; "region
+        shape": a hot region's block addresses) made at `address`, with its first bytes."""
+        return module_key([kind, address, self.fetch(address, 16)], VERSION, self._key_base())
 
-    def _from_manifest(self, address: int) -> list[Translation] | None:
+    def _stored_shape(self, kind: str, address: int, parse):
+        """`parse(the stored JSON)` of the shape of `kind` at `address`, or None when there is
+        none, the page holds rewritten code, or the entry does not parse."""
         if self.store is None or (address >> PAGE_SHIFT) in self.written_pages:
             return None
-        data = self.store.get(self._manifest_key(address), SHAPE)
+        data = self.store.get(self._shape_key(kind, address), SHAPE)
         if data is None:
             return None
         try:
-            spec = [(int(a), int(e), None if f is None else int(f), int(n))
-                    for a, e, f, n in json.loads(data)]
+            return parse(json.loads(data))
         except (ValueError, TypeError):
+            return None
+
+    def _from_manifest(self, address: int) -> list[Translation] | None:
+        spec = self._stored_shape("shape", address, lambda v: [
+            (int(a), int(e), None if f is None else int(f), int(n)) for a, e, f, n in v])
+        if spec is None:
             return None
         shapes = []
         for start, end, fault, _ in spec:
@@ -268,7 +277,7 @@ class Translator:
             blocks = self.decode_region(address, self.hot_region_blocks, include=include,
                                         indirect=nearby if self.knobs.unit == "region" else None)
             if self.store is not None:
-                self.store.put(self._region_shape_key(address),
+                self.store.put(self._shape_key("region shape", address),
                                json.dumps([b.start for b in blocks]).encode(), SHAPE)
         self.stats.seconds_decode += time.perf_counter() - t0
         if self.knobs.background == "on":
@@ -289,20 +298,8 @@ class Translator:
     # cold run stored. The blocks' addresses are stored under the head's address and bytes; a
     # warm run decodes those blocks and loads the region when the store holds their key (a hash
     # of the bytes decoded now, so changed code never matches).
-    def _region_shape_key(self, address: int) -> str:
-        return module_key(["region shape", address, self.fetch(address, 16)], VERSION,
-                          self._key_base())
-
     def _stored_region(self, address: int):
-        if self.store is None or (address >> PAGE_SHIFT) in self.written_pages:
-            return None
-        data = self.store.get(self._region_shape_key(address), SHAPE)
-        if data is None:
-            return None
-        try:
-            starts = [int(a) for a in json.loads(data)]
-        except (ValueError, TypeError):
-            return None
+        starts = self._stored_shape("region shape", address, lambda v: [int(a) for a in v])
         if not starts or starts[0] != address:
             return None
         blocks = [self.decoder.decode_block(self.fetch, a, self.max_insns) for a in starts]
