@@ -19,7 +19,7 @@ import ctypes
 import os
 
 from translator import SOURCE_DIGEST, VERSION
-from translator.lifter import BLOCK_CC, MODULE_HEADER, RUNTIME_CHECK_DEF, store_check_address
+from translator.lifter import BLOCK_CC, MODULE_HEADER, RUNTIME_CHECK_DEF, native_entry
 from translator.persist import module_key
 from translator.state import TABLE_BITS, TABLE_ENTRY, Exit, field_index, table_index
 from translator.state import table_index_ir
@@ -54,7 +54,7 @@ def _hash_ir(rip: str) -> list[str]:
 DISPATCH_IR = MODULE_HEADER + RUNTIME_CHECK_DEF + f"""
 define i32 @dispatch(ptr noalias %st, ptr %mem, ptr %perm, ptr %table, i64 %budget, i64 %hot) {{
 entry:
-{store_check_address("%st")}
+{native_entry("%st")}
   %rip_p = getelementptr %State, ptr %st, i64 0, i32 {field_index("rip")}
   %hits_p = getelementptr %State, ptr %st, i64 0, i32 {field_index("hits")}
   %table_p = getelementptr %State, ptr %st, i64 0, i32 {field_index("table")}

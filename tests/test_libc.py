@@ -5,7 +5,8 @@ and floating-point formats (musl formats every double through x87 long double), 
 setjmp/longjmp, the environment, files, time and libm; numeric.c (also built at -O0 and -O3)
 exercises 128-bit integers, SSE2-vectorised loops and float, double and long double printing;
 hotloops.c (also -O0 and -O3) runs loops long enough for the optimising tier, whose values live
-in host registers across trips (xmm ones included) and must be written back on the way out."""
+in host registers across trips (xmm ones included) and must be written back on the way out;
+windows.c runs hot loops over an area whose page permissions change between their calls."""
 from __future__ import annotations
 
 import re
@@ -61,3 +62,20 @@ def test_hot_loops_identical_to_native(guest, background):
     assert jit.returncode == native.returncode == 0
     if background == "off":
         assert int(re.search(rb"hot regions \(optimising tier\) +(\d+)", jit.stderr)[1]) >= 4
+
+
+@pytest.mark.parametrize("background", ["off", "on"])
+@pytest.mark.parametrize("guest", [g for g in libc_guests() if g.startswith("windows")])
+def test_access_windows_end_when_page_permissions_change(guest, background):
+    """windows.c: loops compiled hot check their accesses against windows of pages that allow
+    them, kept from one call to the next; after mprotect, munmap or mmap over part of the
+    area, the same loops must fault at the first byte they may no longer touch, as natively."""
+    env = clean_env()
+    native = run_native(BUILD / guest, env=env)
+    jit = run_jitbt("run", "--no-cache", "--set", f"background={background}", BUILD / guest,
+                    env=env)
+    assert native.returncode == 0
+    assert b"signal 11 at offset 49152" in native.stdout
+    assert jit.stdout == native.stdout
+    assert jit.stderr == native.stderr
+    assert jit.returncode == native.returncode

@@ -101,10 +101,10 @@ class Translator:
         dispatcher: fn(state address, memory base, permission table) -> exit code. Translated
         functions use their own calling convention (BLOCK_CC), so a C trampoline calls them."""
         if self._enter is None:
-            from .lifter import BLOCK_CC, MODULE_HEADER, RUNTIME_CHECK_DEF, store_check_address
+            from .lifter import BLOCK_CC, MODULE_HEADER, RUNTIME_CHECK_DEF, native_entry
             ir = (MODULE_HEADER + RUNTIME_CHECK_DEF
                   + f"define i32 @jitbt_enter(ptr %fn, ptr %st, ptr %mem, ptr %perm) {{\n"
-                  + store_check_address("%st") + "\n"
+                  + native_entry("%st") + "\n"
                   f"  %r = call {BLOCK_CC} i32 %fn(ptr %st, ptr %mem, ptr %perm)\n"
                   f"  ret i32 %r\n}}\n")
             self._enter = ENTER_FN(self.codegen.compile(ir, ["jitbt_enter"])["jitbt_enter"])

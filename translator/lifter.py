@@ -74,11 +74,134 @@ CHECK_DEF = _check_def()
 RUNTIME_CHECK_DEF = _check_def("jitbt_check", "noinline")
 
 
-def store_check_address(state: str) -> str:
-    """The IR lines by which an entry to translated code makes the state's `check` field point
-    at its @jitbt_check."""
+# How far the optimising tier's access windows reach (``FunctionLifter._site_window``): the
+# pages scanned each way on a site's 1st, 2nd, 3rd and later refill in one run of a function,
+# and the refills a site gets before it keeps to the plain check. A loop over an array grows
+# its window to the whole mapping in a few refills; a short loop pays about one check more.
+WINDOW_REACH = (0, 16, 256, 4096)
+WINDOW_REFILLS = 8
+
+
+def _extent_def() -> str:
+    """@extent(perm, a, n1, need, reach): the guest range [lo, hi) of whole pages around the
+    access [a, a+n1] (which the caller has checked) in which every page grants `need`, looking
+    at most `reach` pages each way. Returned as {lo, hi}."""
+    last = (ADDRESS_LIMIT >> PAGE_SHIFT) - 1
+
+    def scan(x: str, first: str, step: str, end: str, out: str) -> str:
+        """A loop from page `first` (known to grant `need`) one page at a time (`step`: add or
+        sub) while the next page grants it too, `reach` pages at most and never past page
+        `end`; it leaves for block `out` with its last such page in %{x}.p."""
+        return f"""  br label %{x}
+{x}:
+  %{x}.p = phi i64 [ {first}, %{x}.from ], [ %{x}.n, %{x}.has ]
+  %{x}.k = {"sub i64 " + first + ", %" + x + ".p" if step == "sub" else "sub i64 %" + x + ".p, " + first}
+  %{x}.far = icmp uge i64 %{x}.k, %reach
+  %{x}.edge = icmp eq i64 %{x}.p, {end}
+  %{x}.stop = or i1 %{x}.far, %{x}.edge
+  br i1 %{x}.stop, label %{out}, label %{x}.look
+{x}.look:
+  %{x}.n = {step} i64 %{x}.p, 1
+  %{x}.g = getelementptr i8, ptr %perm, i64 %{x}.n
+  %{x}.v = load i8, ptr %{x}.g
+  %{x}.m = and i8 %{x}.v, %need
+  %{x}.in = icmp eq i8 %{x}.m, %need
+  br i1 %{x}.in, label %{x}.has, label %{out}
+{x}.has:
+  br label %{x}
+"""
+    return f"""define internal {{i64, i64}} @extent(ptr %perm, i64 %a, i64 %n1, i8 %need, i64 %reach) noinline {{
+entry:
+  %p0 = lshr i64 %a, {PAGE_SHIFT}
+  %e = add i64 %a, %n1
+  %p1 = lshr i64 %e, {PAGE_SHIFT}
+  br label %down.from
+down.from:
+{scan("down", "%p0", "sub", "0", "up.from")}up.from:
+  %lo.page = phi i64 [ %down.p, %down ], [ %down.p, %down.look ]
+{scan("up", "%p1", "add", str(last), "done")}done:
+  %hi.page = phi i64 [ %up.p, %up ], [ %up.p, %up.look ]
+  %lo = shl i64 %lo.page, {PAGE_SHIFT}
+  %hi.next = add i64 %hi.page, 1
+  %hi = shl i64 %hi.next, {PAGE_SHIFT}
+  %r0 = insertvalue {{i64, i64}} undef, i64 %lo, 0
+  %r1 = insertvalue {{i64, i64}} %r0, i64 %hi, 1
+  ret {{i64, i64}} %r1
+}}
+"""
+
+
+EXTENT_DEF = _extent_def()
+
+# @window(st, perm, g, a, n1, need): the window an access [a, a+n1] needing `need` falls in, as
+# {lo, count of valid start addresses}; {0, 0} when the access faults. `g` is the site's global
+# {lo, count, generation, refills}: its window when it is of this generation and holds the
+# access, else a new one that reaches further than the last (WINDOW_REACH), stored back; after
+# WINDOW_REFILLS in one generation, a window of this access alone.
+WINDOW_DEF = f"""define internal {{i64, i64}} @window(ptr %st, ptr %perm, ptr %g, i64 %a, i64 %n1, i8 %need) noinline {{
+entry:
+  %wgen.p = getelementptr %State, ptr %st, i64 0, i32 {field_index("wgen")}
+  %wgen = load i64, ptr %wgen.p
+  %g.cnt = getelementptr i64, ptr %g, i64 1
+  %g.gen = getelementptr i64, ptr %g, i64 2
+  %g.fills = getelementptr i64, ptr %g, i64 3
+  %lo = load i64, ptr %g
+  %cnt = load i64, ptr %g.cnt
+  %gen = load i64, ptr %g.gen
+  %fills = load i64, ptr %g.fills
+  %current = icmp eq i64 %gen, %wgen
+  %off = sub i64 %a, %lo
+  %in = icmp ult i64 %off, %cnt
+  %hit = and i1 %current, %in
+  br i1 %hit, label %adopt, label %check
+adopt:
+  %r0 = insertvalue {{i64, i64}} undef, i64 %lo, 0
+  %r1 = insertvalue {{i64, i64}} %r0, i64 %cnt, 1
+  ret {{i64, i64}} %r1
+check:
+  %ok = call i1 @chk(ptr %perm, i64 %a, i64 %n1, i8 %need)
+  br i1 %ok, label %checked, label %bad
+bad:
+  ret {{i64, i64}} zeroinitializer
+checked:
+  %done = select i1 %current, i64 %fills, i64 0
+  %more = icmp ult i64 %done, {WINDOW_REFILLS}
+  br i1 %more, label %fill, label %alone
+alone:
+  %s0 = insertvalue {{i64, i64}} undef, i64 %a, 0
+  %s1 = insertvalue {{i64, i64}} %s0, i64 1, 1
+  ret {{i64, i64}} %s1
+fill:
+""" + "".join(f"""  %is{i} = icmp eq i64 %done, {i}
+  %reach{i} = select i1 %is{i}, i64 {WINDOW_REACH[i]}, i64 {'%reach' + str(i + 1) if i + 1 < len(WINDOW_REACH) - 1 else WINDOW_REACH[-1]}
+""" for i in range(len(WINDOW_REACH) - 2, -1, -1)) + f"""  %range = call {{i64, i64}} @extent(ptr %perm, i64 %a, i64 %n1, i8 %need, i64 %reach0)
+  %nlo = extractvalue {{i64, i64}} %range, 0
+  %nhi = extractvalue {{i64, i64}} %range, 1
+  %span = sub i64 %nhi, %nlo
+  %ncnt = sub i64 %span, %n1
+  %fills1 = add i64 %done, 1
+  store i64 %nlo, ptr %g
+  store i64 %ncnt, ptr %g.cnt
+  store i64 %wgen, ptr %g.gen
+  store i64 %fills1, ptr %g.fills
+  %f0 = insertvalue {{i64, i64}} undef, i64 %nlo, 0
+  %f1 = insertvalue {{i64, i64}} %f0, i64 %ncnt, 1
+  ret {{i64, i64}} %f1
+}}
+"""
+
+
+def native_entry(state: str) -> str:
+    """The IR lines with which each entry from the runtime into translated code (the dispatcher,
+    ``enter``) begins: the state's `check` field points at its @jitbt_check, and a new window
+    generation starts, so no access window found before (when the runtime may since have
+    changed page permissions) is trusted again."""
     return (f"  %check.p = getelementptr %State, ptr {state}, i64 0, i32 {field_index('check')}\n"
-            f"  store ptr @jitbt_check, ptr %check.p")
+            f"  store ptr @jitbt_check, ptr %check.p\n"
+            f"  %wgen.p = getelementptr %State, ptr {state}, i64 0, i32 {field_index('wgen')}\n"
+            f"  %wgen.0 = load i64, ptr %wgen.p\n"
+            f"  %wgen.1 = add i64 %wgen.0, 1\n"
+            f"  store i64 %wgen.1, ptr %wgen.p")
 
 # The calling convention of every translated function: no callee-saved registers, so going
 # from one translation to the next (a chained tail call) saves and restores nothing. Only the
@@ -148,12 +271,14 @@ class Lifter:
         while True:
             fn = FunctionLifter(self, blocks, stops, isinstance(block, list) and not entries,
                                 chain, entries)
+            fn.name = name
             try:
                 body = fn.sync_exits(fn.run() + "\n")
                 break
             except _Retry as r:
                 stops[r.where[0]] = r.where[1]
-        return (f"define {BLOCK_CC} i32 @{name}({FUNCTION_ARGS}) {{\nentry:\n"
+        return ("".join(g + "\n" for g in fn.globals)
+                + f"define {BLOCK_CC} i32 @{name}({FUNCTION_ARGS}) {{\nentry:\n"
                 + "\n".join(fn.entry) + "\n" + body + "\n}\n"), fn.b.intrinsics
 
 
@@ -208,6 +333,11 @@ class FunctionLifter:
         self.promote = chain and lifter.knobs.opt > 0 and any(
             s in self.targets and s <= b.start for b in blocks for s in b.successors())
         self.b.sync = self.promote
+        # Blocks on a cycle inside the function: their non-stack accesses get windows.
+        self.looped = self._looped() if self.promote else frozenset()
+        self.globals: list[str] = []   # module-level definitions of the function (windows)
+        self.windows: dict[tuple, tuple] = {}   # (base, index, segment, need) -> its names
+        self.site_key = None           # the registers of the memory operand being lifted
         self.promoted: list[tuple[str, str, str]] = []     # (local, state pointer, type)
         self.entry: list[str] = []
         self._ptrs: dict[tuple, str] = {}
@@ -216,6 +346,22 @@ class FunctionLifter:
         self.end = 0                  # instructions the current block retires (counting)
         self.costs = [0]              # modelled cycles of its first i instructions
         self.live = ALL_FLAGS         # flags live after the current instruction
+
+    def _looped(self) -> frozenset:
+        """Starts of the blocks from which a branch inside the function leads back to them."""
+        succ = {b.start: [s for s in b.successors() if s in self.targets] for b in self.blocks}
+        out = set()
+        for start in succ:
+            seen, todo = set(), list(succ[start])
+            while todo:
+                a = todo.pop()
+                if a == start:
+                    out.add(start)
+                    break
+                if a not in seen:
+                    seen.add(a)
+                    todo.extend(succ.get(a, ()))
+        return frozenset(out)
 
     # ---- driving ---------------------------------------------------------------------------
     def run(self) -> str:
@@ -503,6 +649,7 @@ class FunctionLifter:
             if op.base is not None:
                 parts.append(self.get_gpr(op.base))
                 self.near_sp = op.base in (4, 5)
+        self.site_key = (op.base, op.index, op.seg)
         if op.index is not None:
             idx = self.get_gpr(op.index)
             if op.scale != 1:
@@ -539,6 +686,9 @@ class FunctionLifter:
                 b.stmt(f"br i1 {b.emit(f'and i1 {ok}, {inside}')}, label %{good}, "
                        f"label %{slow}, !prof !0")
                 b.label(slow)
+            if good is None and self.block.start in self.looped and size <= 64:
+                self._site_window(addr, size, need)
+                return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
             if self.quick:
                 ok = b.emit(f"call i1 {self._check_fn()}(ptr %perm, i64 {addr}, "
                             f"i64 {size - 1}, i8 {need})")
@@ -546,6 +696,45 @@ class FunctionLifter:
                 ok = b.emit(f"call i1 @chk(ptr %perm, i64 {addr}, i64 {size - 1}, i8 {need})")
             self.branch_or_fault(ok, SIGSEGV, addr, good)
         return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
+
+    def _site_window(self, addr: str, size: int, need: int) -> None:
+        """The check of an access inside a loop: is it within the range of whole pages last
+        found granting `need` to accesses through the same registers? Only when not does
+        @window look further (WINDOW_DEF). The range lives in locals for this run of the
+        function, and in a global of the module with the generation it was found in."""
+        b = self.b
+        key, self.site_key = (self.site_key, need), None
+        if key not in self.windows:
+            n = len(self.windows)
+            g = f"@ws.{self.name}.{n}"    # {lo, count of valid starts, generation, refills}
+            self.globals.append(f"{g} = internal global [4 x i64] zeroinitializer, align 32")
+            lo_p, cnt_p = self.slot(f"ws{n}.lo", "i64"), self.slot(f"ws{n}.cnt", "i64")
+            # Start from the window the site found last, when it is of this generation.
+            if not self.windows:
+                self.entry.append(f"  %wgen = load i64, ptr {self.ptr('wgen')}")
+            w = f"%ws{n}"
+            self.entry += [
+                f"  {w}.lo0 = load i64, ptr {g}",
+                f"  {w}.cntp = getelementptr i64, ptr {g}, i64 1",
+                f"  {w}.cnt0 = load i64, ptr {w}.cntp",
+                f"  {w}.genp = getelementptr i64, ptr {g}, i64 2",
+                f"  {w}.gen0 = load i64, ptr {w}.genp",
+                f"  {w}.cur = icmp eq i64 {w}.gen0, %wgen",
+                f"  {w}.cnt1 = select i1 {w}.cur, i64 {w}.cnt0, i64 0",
+                f"  store i64 {w}.lo0, ptr {lo_p}", f"  store i64 {w}.cnt1, ptr {cnt_p}"]
+            self.windows[key] = (g, lo_p, cnt_p)
+        g, lo_p, cnt_p = self.windows[key]
+        good, slow = b.new_label("ok"), b.new_label("outside")
+        off = b.emit(f"sub i64 {addr}, {b.emit(f'load i64, ptr {lo_p}')}")
+        inside = b.emit(f"icmp ult i64 {off}, {b.emit(f'load i64, ptr {cnt_p}')}")
+        b.stmt(f"br i1 {inside}, label %{good}, label %{slow}, !prof !0")
+        b.label(slow)
+        r = b.emit(f"call {{i64, i64}} @window(ptr %st, ptr %perm, ptr {g}, i64 {addr}, "
+                   f"i64 {size - 1}, i8 {need})")
+        cnt = b.emit(f"extractvalue {{i64, i64}} {r}, 1")
+        b.stmt(f"store i64 {b.emit(f'extractvalue {{i64, i64}} {r}, 0')}, ptr {lo_p}")
+        b.stmt(f"store i64 {cnt}, ptr {cnt_p}")
+        self.branch_or_fault(b.emit(f"icmp ne i64 {cnt}, 0"), SIGSEGV, addr, good)
 
     def _check_fn(self) -> str:
         """The cold tier's memory check (RUNTIME_CHECK_DEF), loaded from the state on entry."""
@@ -863,6 +1052,8 @@ def module_text(functions: list[str], intrinsics: set[str]) -> str:
     decls = "\n".join(INTRINSICS[i] for i in sorted(intrinsics))
     body = "\n".join(functions)
     check = CHECK_DEF if "@chk(" in body else ""
+    if "@window(" in body:
+        check = CHECK_DEF + EXTENT_DEF + WINDOW_DEF
     # The cold tier writes its fault exits out: an unused @fault would still be compiled.
     header = MODULE_HEADER if "@fault(" in body else STATE_TYPE
     return (header + check + decls + "\n\n" + body
