@@ -20,7 +20,7 @@ from translator import Translator
 from translator.knobs import Knobs
 from translator.persist import ObjectStore
 from translator.rewrite import HELPER_CPUID, HELPER_RDTSC, HELPER_RDTSCP
-from translator.state import PAGE_SHIFT, PERM_W, SIGILL, SIGSEGV, CPUState, Exit
+from translator.state import PAGE_SHIFT, PERM_W, SIGILL, SIGSEGV, CPUState, Exit, fault_address
 
 from . import cpu
 from .dispatcher import HOT_THRESHOLD, Dispatcher
@@ -193,7 +193,7 @@ class Machine:
         elif code == Exit.HELPER:
             self._helper(st.exit_arg)
         elif code == Exit.FAULT:
-            self.fault(st.fault_sig, st.fault_addr)
+            self.fault(*fault_address(st.fault_sig, st.fault_addr, self.mem.perms))
         elif code == Exit.UNSUPPORTED:
             self.unsupported(st.rip)
         elif code == Exit.BUDGET:

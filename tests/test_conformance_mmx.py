@@ -46,7 +46,7 @@ def test_faulting_form_leaves_x87_state(cpus, text):
     jit.prepare(assemble(text))
     fpu = x87_state(random.Random(1), {1: 0x1122334455667788})
     code, *_, fx = jit.run_x87({"rbx": 0}, 0, None, None, 0x1F80, fpu)
-    assert code == Exit.FAULT and jit.state.fault_sig == SIGSEGV
+    assert code == Exit.FAULT and jit.state.fault_signal == SIGSEGV
     assert fx[:5] == fpu[:5] and fx[32:160] == fpu[32:160]
 
 
@@ -54,7 +54,7 @@ def test_cvtpd2pi_misaligned_memory_faults(cpus):
     _, jit = cpus
     jit.prepare(assemble("cvtpd2pi mm1, xmmword ptr [rbx + 8]"))
     code, *_ = jit.run_x87({"rbx": jit.mem_address}, 0, bytes(64))
-    assert code == Exit.FAULT and jit.state.fault_sig == SIGSEGV
+    assert code == Exit.FAULT and jit.state.fault_signal == SIGSEGV
 
 
 SEQUENCES = [

@@ -37,7 +37,7 @@ def test_misaligned_operand_faults(cpus, text):
     jit.prepare(assemble(text))
     code, regs, _, _, xmm, _ = jit.run_full({"rbx": jit.mem_address}, 0, bytes(64),
                                             {1: 12345})
-    assert code == Exit.FAULT and jit.state.fault_sig == SIGSEGV
+    assert code == Exit.FAULT and jit.state.fault_signal == SIGSEGV
     assert xmm[1] == 12345
 
 
@@ -45,5 +45,5 @@ def test_ldmxcsr_reserved_bits_fault(cpus):
     _, jit = cpus
     jit.prepare(assemble("ldmxcsr dword ptr [rbx]"))
     code, *_ = jit.run_full({"rbx": jit.mem_address}, 0, (0x11F80).to_bytes(4, "little"))
-    assert code == Exit.FAULT and jit.state.fault_sig == SIGSEGV
+    assert code == Exit.FAULT and jit.state.fault_signal == SIGSEGV
     assert jit.state.mxcsr == MXCSR_DEFAULT

@@ -99,7 +99,7 @@ def test_sse_unmasked_exception_faults(datapath, text, a, c):
             continue
         mxcsr = forms_sse.MXCSR_DEFAULT & ~(1 << (bit + 7))
         code_, j_regs, _, _, j_xmm, j_mxcsr = jit.run_full(regs, 0, bytes(64), xmm, mxcsr)
-        assert code_ == Exit.FAULT and jit.state.fault_sig == SIGFPE and jit.state.rip == CODE
+        assert code_ == Exit.FAULT and jit.state.fault_signal == SIGFPE and jit.state.rip == CODE
         assert j_xmm[1] == xmm[1] and j_regs["rax"] == regs["rax"]
         expected = raised & PRE if (1 << bit) & PRE else raised
         assert j_mxcsr == mxcsr | expected
@@ -127,7 +127,7 @@ def test_x87_unmasked_exception_faults_at_next_waiting_instruction(datapath):
     code_, *_, fx = jit.run_x87({}, 0, bytes(64), None, forms_sse.MXCSR_DEFAULT,
                                 x87_state(X87_CW_UNMASK_ZE))
     sw = int.from_bytes(fx[2:4], "little")
-    assert code_ == Exit.FAULT and jit.state.fault_sig == SIGFPE
+    assert code_ == Exit.FAULT and jit.state.fault_signal == SIGFPE
     assert jit.state.rip == CODE + len(first)   # at the fld1, which did not run
     assert sw & 0x3F == h_sw & 0x3F and sw & 0x8080 == 0x8080
     assert sw >> 11 & 7 == 0                    # nothing pushed
@@ -141,6 +141,6 @@ def test_x87_pending_exception(datapath, text, faults):
     jit.prepare(assemble(text))
     code_, *_ = jit.run_x87({}, 0, bytes(64), None, forms_sse.MXCSR_DEFAULT,
                             x87_state(X87_CW_UNMASK_ZE, ZE | 0x8080))
-    assert (code_ == Exit.FAULT and jit.state.fault_sig == SIGFPE) == faults
+    assert (code_ == Exit.FAULT and jit.state.fault_signal == SIGFPE) == faults
     if faults:
         assert jit.state.rip == CODE

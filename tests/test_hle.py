@@ -147,7 +147,7 @@ class Caller:
             elif code == Exit.DECLINE:
                 disp.insert(m.translator.decline(st.rip))
             elif code == Exit.FAULT:
-                return st.fault_sig, st.fault_addr
+                return st.fault_signal, st.fault_addr
             elif code == Exit.SYSCALL:
                 serve_syscall(m)
             elif code == Exit.HELPER:

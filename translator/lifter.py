@@ -19,7 +19,8 @@ from .irbuilder import SYNC, IRBuilder, const
 from .knobs import Knobs
 from .semantics import SEMANTICS
 from .state import (ADDRESS_LIMIT, FLAG_NAMES, GPR_NAMES, LLVM_TYPE, PAGE_SHIFT, PERM_R, PERM_W,
-                    SIGSEGV, TABLE_ENTRY, Exit, field_index, table_index, table_index_ir)
+                    SIGSEGV, TABLE_ENTRY, Exit, access_fault, field_index, table_index,
+                    table_index_ir)
 
 STATE_TYPE = f"%State = type {LLVM_TYPE}\n"
 MODULE_HEADER = STATE_TYPE + f"""
@@ -694,7 +695,7 @@ class FunctionLifter:
                             f"i64 {size - 1}, i8 {need})")
             else:
                 ok = b.emit(f"call i1 @chk(ptr %perm, i64 {addr}, i64 {size - 1}, i8 {need})")
-            self.branch_or_fault(ok, SIGSEGV, addr, good)
+            self.branch_or_fault(ok, access_fault(size, need), addr, good)
         return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
 
     def _site_window(self, addr: str, size: int, need: int) -> None:
@@ -734,7 +735,8 @@ class FunctionLifter:
         cnt = b.emit(f"extractvalue {{i64, i64}} {r}, 1")
         b.stmt(f"store i64 {b.emit(f'extractvalue {{i64, i64}} {r}, 0')}, ptr {lo_p}")
         b.stmt(f"store i64 {cnt}, ptr {cnt_p}")
-        self.branch_or_fault(b.emit(f"icmp ne i64 {cnt}, 0"), SIGSEGV, addr, good)
+        self.branch_or_fault(b.emit(f"icmp ne i64 {cnt}, 0"), access_fault(size, need), addr,
+                             good)
 
     def _check_fn(self) -> str:
         """The cold tier's memory check (RUNTIME_CHECK_DEF), loaded from the state on entry."""

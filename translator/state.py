@@ -37,7 +37,9 @@ FIELDS = (
                                               # calls (set by every entry to translated code)
     ("wgen", ctypes.c_uint64, "i64"),         # access windows' generation: every entry from
                                               # the runtime starts a new one (lifter.py)
-    ("fault_sig", ctypes.c_uint32, "i32"),    # guest signal number of a fault exit
+    ("fault_sig", ctypes.c_uint32, "i32"),    # guest signal number of a fault exit in the low
+                                              # byte (fault_signal); above it, a failed memory
+                                              # check's access (access_fault)
     ("pad0", ctypes.c_uint32, "i32"),
 ) + tuple((f, ctypes.c_uint8, "i8") for f in FLAG_NAMES) + (
     ("pad1", ctypes.c_uint8, "i8"),
@@ -80,6 +82,11 @@ class CPUState(ctypes.Structure):
         super().__init__(*args, **kw)
         self.fpu_cw = FPU_CW_DEFAULT       # the state a new Linux process starts in
         self.mxcsr = MXCSR_DEFAULT
+
+    @property
+    def fault_signal(self) -> int:
+        """The signal number of a fault exit (fault_sig without the access it may carry)."""
+        return self.fault_sig & 0xFF
 
     def rflags(self) -> int:
         """RFLAGS as the guest would see it with pushfq (bit 1 and IF set)."""
@@ -152,3 +159,24 @@ ADDRESS_LIMIT = 1 << ADDRESS_BITS
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 PERM_R, PERM_W, PERM_X = 1, 2, 4
+
+
+# A memory check that fails exits with fault_sig = access_fault(size, need): SIGSEGV with the
+# access's size and the permission it needed above the signal number, so that the runtime can
+# report the address Linux would (fault_address): a check knows only that one of the access's
+# pages refused it.
+def access_fault(size: int, need: int) -> int:
+    return SIGSEGV | (size - 1) << 8 | need << 20
+
+
+def fault_address(fault_sig: int, addr: int, perms) -> tuple[int, int]:
+    """(signal, faulting address) of a fault exit. For a failed access [addr, addr+n] that
+    straddles two pages and may touch the first, it is the first byte of the second page (the
+    first byte the processor could not access), as x86 Linux reports in si_addr; `perms` is
+    the page permission table."""
+    signo, n1, need = fault_sig & 0xFF, (fault_sig >> 8) & 0xFFF, fault_sig >> 20
+    page = addr >> PAGE_SHIFT
+    if need and addr + n1 < ADDRESS_LIMIT and (addr + n1) >> PAGE_SHIFT != page \
+            and perms[page] & need == need:
+        addr = (page + 1) << PAGE_SHIFT
+    return signo, addr
