@@ -269,15 +269,21 @@ class Lifter:
         """
         blocks = block if isinstance(block, list) else [block]
         stops: dict[int, int] = {}
+        rw_keys: frozenset = frozenset()
         while True:
             fn = FunctionLifter(self, blocks, stops, isinstance(block, list) and not entries,
                                 chain, entries)
             fn.name = name
+            fn.rw_keys = rw_keys
             try:
                 body = fn.sync_exits(fn.run() + "\n")
-                break
             except _Retry as r:
                 stops[r.where[0]] = r.where[1]
+                continue
+            both = frozenset(k for k, v in fn.needs.items() if v == PERM_R | PERM_W)
+            if both <= rw_keys:
+                break
+            rw_keys = both          # lift again, with one window for each of those
         return ("".join(g + "\n" for g in fn.globals)
                 + f"define {BLOCK_CC} i32 @{name}({FUNCTION_ARGS}) {{\nentry:\n"
                 + "\n".join(fn.entry) + "\n" + body + "\n}\n"), fn.b.intrinsics
@@ -337,7 +343,9 @@ class FunctionLifter:
         # Blocks on a cycle inside the function: their non-stack accesses get windows.
         self.looped = self._looped() if self.promote else frozenset()
         self.globals: list[str] = []   # module-level definitions of the function (windows)
-        self.windows: dict[tuple, tuple] = {}   # (base, index, segment, need) -> its names
+        self.windows: dict[tuple, tuple] = {}   # ((base, index, segment), need) -> its names
+        self.needs: dict[tuple, int] = {}       # (base, index, segment) -> permissions used
+        self.rw_keys: frozenset = frozenset()   # of those, the ones that both load and store
         self.site_key = None           # the registers of the memory operand being lifted
         self.promoted: list[tuple[str, str, str]] = []     # (local, state pointer, type)
         self.entry: list[str] = []
@@ -704,7 +712,11 @@ class FunctionLifter:
         @window look further (WINDOW_DEF). The range lives in locals for this run of the
         function, and in a global of the module with the generation it was found in."""
         b = self.b
-        key, self.site_key = (self.site_key, need), None
+        regs, self.site_key = self.site_key, None
+        self.needs[regs] = self.needs.get(regs, 0) | need
+        # Registers that both load and store share one window of pages granting both.
+        fill = PERM_R | PERM_W if regs in self.rw_keys else need
+        key = (regs, fill)
         if key not in self.windows:
             n = len(self.windows)
             g = f"@ws.{self.name}.{n}"    # {lo, count of valid starts, generation, refills}
@@ -731,12 +743,15 @@ class FunctionLifter:
         b.stmt(f"br i1 {inside}, label %{good}, label %{slow}, !prof !0")
         b.label(slow)
         r = b.emit(f"call {{i64, i64}} @window(ptr %st, ptr %perm, ptr {g}, i64 {addr}, "
-                   f"i64 {size - 1}, i8 {need})")
+                   f"i64 {size - 1}, i8 {fill})")
         cnt = b.emit(f"extractvalue {{i64, i64}} {r}, 1")
         b.stmt(f"store i64 {b.emit(f'extractvalue {{i64, i64}} {r}, 0')}, ptr {lo_p}")
         b.stmt(f"store i64 {cnt}, ptr {cnt_p}")
-        self.branch_or_fault(b.emit(f"icmp ne i64 {cnt}, 0"), access_fault(size, need), addr,
-                             good)
+        found = b.emit(f"icmp ne i64 {cnt}, 0")
+        if fill != need:        # a load from a page that is not writable: the check alone
+            alone = b.emit(f"call i1 @chk(ptr %perm, i64 {addr}, i64 {size - 1}, i8 {need})")
+            found = b.emit(f"or i1 {found}, {alone}")
+        self.branch_or_fault(found, access_fault(size, need), addr, good)
 
     def _check_fn(self) -> str:
         """The cold tier's memory check (RUNTIME_CHECK_DEF), loaded from the state on entry."""

@@ -63,6 +63,21 @@ __attribute__((noinline)) static uint64_t sum_unaligned(const unsigned char *p, 
     return s;
 }
 
+/* Loads and stores through the same registers (one window of read-write pages serves both):
+ * zero every byte equal to `v`; counts the bytes read. */
+__attribute__((noinline)) static long scrub(unsigned char *p, long n, unsigned char v)
+{
+    long zeroed = 0;
+    for (long i = 0; i < n; i++) {
+        if (p[i] == v) {
+            p[i] = 0;
+            zeroed++;
+        }
+        progress = i;
+    }
+    return zeroed;
+}
+
 static void run(const char *what, int kind)
 {
     printf("%s\n", what);
@@ -70,6 +85,8 @@ static void run(const char *what, int kind)
         long n = PAGES * PAGE;
         if (kind == 0)
             printf("  sum %llx\n", (unsigned long long)sum(area, n));
+        else if (kind == 4)
+            printf("  scrubbed %ld\n", scrub(area, n, (unsigned char)progress));
         else if (kind == 1) {
             fill(area, n, (unsigned char)progress);
             printf("  filled, sum %llx\n", (unsigned long long)sum(area, n));
@@ -95,6 +112,7 @@ int main(void)
         fill(area, PAGES * PAGE, (unsigned char)round);
         sum(area, PAGES * PAGE);
         sum_unaligned(area, PAGES * PAGE, 3, 7);
+        scrub(area, PAGES * PAGE, 0xAA);
     }
     run("all pages read-write", 1);
     run("all pages, unaligned", 2);
@@ -110,6 +128,7 @@ int main(void)
     mprotect(area + 5 * PAGE, PAGE, PROT_READ);
     run("page 5 read-only: write", 1);
     run("page 5 read-only: read", 0);
+    run("page 5 read-only: scrub", 4);
 
     munmap(area + 9 * PAGE, PAGE);
     run("page 9 unmapped: read", 0);
