@@ -357,8 +357,10 @@ class FunctionLifter:
         self.live = ALL_FLAGS         # flags live after the current instruction
 
     def _looped(self) -> frozenset:
-        """Starts of the blocks from which a branch inside the function leads back to them."""
-        succ = {b.start: [s for s in b.successors() if s in self.targets] for b in self.blocks}
+        """Starts of the blocks from which a branch inside the function leads back to them (a
+        `jmp reg` becomes a switch over all the function's blocks: see ``jump``)."""
+        succ = {b.start: list(self.targets) if b.indirect_jump else
+                [s for s in b.successors() if s in self.targets] for b in self.blocks}
         out = set()
         for start in succ:
             seen, todo = set(), list(succ[start])
