@@ -219,6 +219,11 @@ CONDITIONS = {
 }
 
 
+# Condition codes after `cmp a, c` (or sub) as comparisons of a and c.
+COMPARED = {"e": "eq", "ne": "ne", "b": "ult", "ae": "uge", "be": "ule", "a": "ugt",
+            "l": "slt", "ge": "sge", "le": "sle", "g": "sgt"}
+
+
 # State fields the optimising tier keeps in locals (FunctionLifter.promote), with their types.
 PROMOTED = {"gpr": "i64", "xmm": "<2 x i64>", "ticks": "i64", **{f: "i8" for f in FLAG_NAMES}}
 
@@ -355,6 +360,8 @@ class FunctionLifter:
         self.end = 0                  # instructions the current block retires (counting)
         self.costs = [0]              # modelled cycles of its first i instructions
         self.live = ALL_FLAGS         # flags live after the current instruction
+        self.flag_writes = 0          # set_flag calls so far
+        self.compared = None          # (a, c, bits, flag_writes) of the block's last cmp/sub
 
     def _looped(self) -> frozenset:
         """Starts of the blocks from which a branch inside the function leads back to them (a
@@ -394,6 +401,7 @@ class FunctionLifter:
 
     def _run_block(self) -> None:
         b = self.b
+        self.compared = None
         insns = self.block.insns
         if self.lifter.flag_liveness:
             lives, live_in = flag_liveness(insns, self.stop)
@@ -639,6 +647,7 @@ class FunctionLifter:
 
     def set_flag(self, name: str, bit: str) -> None:
         """Set a flag from an i1 value (or the literal 0 / 1); a dead flag is not stored."""
+        self.flag_writes += 1
         if name not in self.live:
             return
         if bit in ("0", "1", "true", "false"):
@@ -925,10 +934,17 @@ class FunctionLifter:
             self.set_flag("of", self.bit(ov, bits, bits - 1))
         self.flag_af(a, c, res, bits)
         self.flags_szp(res, bits)
+        if borrow is None and self.insn.mnemonic in ("cmp", "sub"):
+            self.compared = (a, c, bits, self.flag_writes)
         return res
 
     def cond(self, cc: str) -> str:
-        """An x86 condition code (o, b, e, be, s, p, l, le and their negations) as i1."""
+        """An x86 condition code (o, b, e, be, s, p, l, le and their negations) as i1. Right
+        after a cmp or sub in the same block (no flag written since), a comparison of its
+        operands: LLVM does not see `sf != of` of a subtraction as a signed less-than."""
+        if self.compared is not None and cc in COMPARED and self.compared[3] == self.flag_writes:
+            a, c, bits, _ = self.compared
+            return self.icmp(COMPARED[cc], bits, a, c)
         expr = CONDITIONS[cc]
         neg = expr.startswith("!")
         if neg:
