@@ -134,6 +134,16 @@ down.from:
 
 EXTENT_DEF = _extent_def()
 
+
+def _reach_ir() -> str:
+    """%reach0 = WINDOW_REACH[%done], its last entry for every later refill."""
+    lines, later = [], str(WINDOW_REACH[-1])
+    for i in range(len(WINDOW_REACH) - 2, -1, -1):
+        lines += [f"  %is{i} = icmp eq i64 %done, {i}",
+                  f"  %reach{i} = select i1 %is{i}, i64 {WINDOW_REACH[i]}, i64 {later}"]
+        later = f"%reach{i}"
+    return "\n".join(lines) + "\n"
+
 # @window(st, perm, g, a, n1, need): the window an access [a, a+n1] needing `need` falls in, as
 # {lo, count of valid start addresses}; {0, 0} when the access faults. `g` is the site's global
 # {lo, count, generation, refills}: its window when it is of this generation and holds the
@@ -173,9 +183,7 @@ alone:
   %s1 = insertvalue {{i64, i64}} %s0, i64 1, 1
   ret {{i64, i64}} %s1
 fill:
-""" + "".join(f"""  %is{i} = icmp eq i64 %done, {i}
-  %reach{i} = select i1 %is{i}, i64 {WINDOW_REACH[i]}, i64 {'%reach' + str(i + 1) if i + 1 < len(WINDOW_REACH) - 1 else WINDOW_REACH[-1]}
-""" for i in range(len(WINDOW_REACH) - 2, -1, -1)) + f"""  %range = call {{i64, i64}} @extent(ptr %perm, i64 %a, i64 %n1, i8 %need, i64 %reach0)
+""" + _reach_ir() + f"""  %range = call {{i64, i64}} @extent(ptr %perm, i64 %a, i64 %n1, i8 %need, i64 %reach0)
   %nlo = extractvalue {{i64, i64}} %range, 0
   %nhi = extractvalue {{i64, i64}} %range, 1
   %span = sub i64 %nhi, %nlo
@@ -277,9 +285,7 @@ class Lifter:
         rw_keys: frozenset = frozenset()
         while True:
             fn = FunctionLifter(self, blocks, stops, isinstance(block, list) and not entries,
-                                chain, entries)
-            fn.name = name
-            fn.rw_keys = rw_keys
+                                chain, entries, name, rw_keys)
             try:
                 body = fn.sync_exits(fn.run() + "\n")
             except _Retry as r:
@@ -319,8 +325,10 @@ class FunctionLifter:
     """Builds the IR of one block, or of a region of blocks. Semantics receive it as ``L``."""
 
     def __init__(self, lifter: Lifter, blocks, stops: dict[int, int], region: bool = False,
-                 chain: bool = True, entries: bool = False):
+                 chain: bool = True, entries: bool = False, name: str = "f",
+                 rw_keys: frozenset = frozenset()):
         self.lifter = lifter
+        self.name = name               # of the function (its window globals are named after it)
         self.blocks = blocks
         self.stops = stops            # block index -> instruction to leave as UNSUPPORTED
         self.entries = entries        # entered at any block, by rip
@@ -350,7 +358,7 @@ class FunctionLifter:
         self.globals: list[str] = []   # module-level definitions of the function (windows)
         self.windows: dict[tuple, tuple] = {}   # ((base, index, segment), need) -> its names
         self.needs: dict[tuple, int] = {}       # (base, index, segment) -> permissions used
-        self.rw_keys: frozenset = frozenset()   # of those, the ones that both load and store
+        self.rw_keys = rw_keys         # of those, the ones that both load and store
         self.site_key = None           # the registers of the memory operand being lifted
         self.promoted: list[tuple[str, str, str]] = []     # (local, state pointer, type)
         self.entry: list[str] = []
