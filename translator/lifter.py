@@ -702,6 +702,7 @@ class FunctionLifter:
         """
         b = self.b
         near_sp, self.near_sp = self.near_sp, False
+        regs, self.site_key = self.site_key, None    # an access not through ea(): None
         if self.lifter.checked:
             good = None
             if near_sp and self.windowed and size <= 64:
@@ -715,7 +716,7 @@ class FunctionLifter:
                        f"label %{slow}, !prof !0")
                 b.label(slow)
             if good is None and self.block.start in self.looped and size <= 64:
-                self._site_window(addr, size, need)
+                self._site_window(addr, size, need, regs)
                 return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
             if self.quick:
                 ok = b.emit(f"call i1 {self._check_fn()}(ptr %perm, i64 {addr}, "
@@ -725,13 +726,12 @@ class FunctionLifter:
             self.branch_or_fault(ok, access_fault(size, need), addr, good)
         return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
 
-    def _site_window(self, addr: str, size: int, need: int) -> None:
+    def _site_window(self, addr: str, size: int, need: int, regs) -> None:
         """The check of an access inside a loop: is it within the range of whole pages last
         found granting `need` to accesses through the same registers? Only when not does
         @window look further (WINDOW_DEF). The range lives in locals for this run of the
         function, and in a global of the module with the generation it was found in."""
         b = self.b
-        regs, self.site_key = self.site_key, None
         self.needs[regs] = self.needs.get(regs, 0) | need
         # Registers that both load and store share one window of pages granting both.
         fill = PERM_R | PERM_W if regs in self.rw_keys else need
