@@ -334,6 +334,13 @@ class FunctionLifter:
         self.entries = entries        # entered at any block, by rip
         self.labels = {b.start: f"blk_{b.start:x}" for b in blocks} if region or entries else {}
         self.targets = self.labels if region else {}    # direct branches that stay inside
+        # Where the region's calls return to, when those blocks are in it: a ret that pops one
+        # of them branches there inside the function (a recursive call stays inside too, as a
+        # direct branch to the region's head), so a recursion keeps its registers in host
+        # registers instead of leaving and re-entering through the lookup table twice a call.
+        self.returns = sorted({b.insns[-1].next for b in blocks if b.insns
+                               and b.insns[-1].mnemonic == "call"
+                               and b.insns[-1].next in self.targets})
         self.block = blocks[0]
         self.chains = chain and lifter.knobs.chain == "on"
         self.windowed = chain          # optimising tier: stack accesses try the window first
@@ -987,19 +994,21 @@ class FunctionLifter:
         self.set_gpr(4, self.b.emit(f"add i64 {rsp}, {size}"))
         return v
 
-    def jump(self, target: str, within: bool = False) -> None:
+    def jump(self, target: str, within: bool = False, ret: bool = False) -> None:
         """End the block: continue at the guest address `target` (i64 value or constant).
-        `within`: an indirect jmp, which may branch inside the region (not ret: a switch over
-        the region's blocks at every ret made recursion and strings 10-15% slower)."""
+        `within`: an indirect jmp, which may branch inside the region. `ret`: a return, which
+        branches inside when it pops one of the region's return sites (a switch over all the
+        region's blocks at every ret made recursion and strings 10-15% slower)."""
         if target.lstrip("-").isdigit():
             self.goto(int(target) & 0xFFFFFFFFFFFFFFFF)
             return
-        if within and self.targets and not self.quick:
-            # An indirect jmp in a region: to one of its blocks it is a branch inside the
-            # function; anywhere else it chains.
+        sites = list(self.targets) if within else self.returns if ret else []
+        if sites and self.targets and not self.quick:
+            # An indirect jmp (or a ret) in a region: to one of its blocks (return sites) it
+            # is a branch inside the function; anywhere else it chains.
             b = self.b
             out = b.new_label("indirect")
-            cases = [(a, b.new_label("to")) for a in self.targets]
+            cases = [(a, b.new_label("to")) for a in sites]
             b.stmt(f"switch i64 {target}, label %{out} [ "
                    + " ".join(f"i64 {const(a, 64)}, label %{lab}" for a, lab in cases) + " ]")
             for a, lab in cases:

@@ -52,7 +52,7 @@ def ret(L, insn):
     target = L.pop()
     if insn.ops:
         L.set_gpr(4, L.op("add", 64, L.get_gpr(4), str(insn.ops[0].imm & 0xFFFF)))
-    L.jump(target)
+    L.jump(target, ret=True)
 
 
 @semantic("leave")
