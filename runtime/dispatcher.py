@@ -151,6 +151,12 @@ class Dispatcher:
         if e.key == address and HELD <= e.count < NEVER:
             e.count = 0
 
+    def recount(self, address: int) -> None:
+        """A block that turned hot but heads no region (yet): it counts afresh."""
+        e = self.table[table_index(address)]
+        if e.key == address and e.count < HELD:
+            e.count = 0
+
     def count(self, address: int) -> int:
         """How often the block at `address` ran since it was entered (0 if it is not there)."""
         e = self.table[table_index(address)]

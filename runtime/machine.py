@@ -182,8 +182,11 @@ class Machine:
         """Do what translated code left the dispatcher for (other than a miss)."""
         st, disp = self.state, self.dispatcher
         if code == Exit.HOT:
-            for t in self.translator.promote(st.rip, lambda a: disp.count(a) >= WARM):
+            out = self.translator.promote(st.rip, lambda a: disp.count(a) >= WARM)
+            for t in out:
                 disp.insert(t)
+            if all(t.address != st.rip for t in out):
+                disp.recount(st.rip)    # taken into a region that leads to it (or compiling)
         elif code == Exit.TRACE:
             self.trace.flush()
         elif code == Exit.MISS:
@@ -308,6 +311,7 @@ class Machine:
             ("guest instructions translated", f"{s.insns}"),
             ("LLVM modules compiled", f"{s.modules}"),
             ("hot regions (optimising tier)", f"{s.regions} ({tr.hot_blocks} blocks)"
+             + (f", {s.regions_grown} of them grown" if s.regions_grown else "")
              + (f", {s.regions_dropped} dropped (code changed while compiling)"
                 if s.regions_dropped else "")),
             ("accuracy", f"{self.knobs.level}: {self.knobs.describe()}"),

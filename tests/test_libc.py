@@ -6,7 +6,9 @@ setjmp/longjmp, the environment, files, time and libm; numeric.c (also built at 
 exercises 128-bit integers, SSE2-vectorised loops and float, double and long double printing;
 hotloops.c (also -O0 and -O3) runs loops long enough for the optimising tier, whose values live
 in host registers across trips (xmm ones included) and must be written back on the way out;
-windows.c runs hot loops over an area whose page permissions change between their calls."""
+windows.c runs hot loops over an area whose page permissions change between their calls;
+calls.c calls and returns in hot code in every way a region may see (recursion, rets to an address
+no call pushed, longjmp) and has loop paths that first run after the loop turned hot."""
 from __future__ import annotations
 
 import re
@@ -79,3 +81,20 @@ def test_access_windows_end_when_page_permissions_change(guest, background):
     assert jit.stdout == native.stdout
     assert jit.stderr == native.stderr
     assert jit.returncode == native.returncode
+
+
+@pytest.mark.parametrize("background", ["off", "on"])
+@pytest.mark.parametrize("guest", [g for g in libc_guests() if g.startswith("calls")])
+def test_hot_calls_and_returns_identical_to_native(guest, background):
+    """calls.c: a hot region branches inside itself for a ret that pops one of its own return
+    sites, and leaves for any other; it grows to take in paths that first ran after it was
+    compiled. Every result must be native's."""
+    env = clean_env()
+    native = run_native(BUILD / guest, env=env)
+    jit = run_jitbt("run", "--no-cache", "--stats", "--set", f"background={background}",
+                    BUILD / guest, env=env)
+    assert native.returncode == 0 and b"bounce" in native.stdout
+    assert jit.stdout == native.stdout
+    assert jit.returncode == 0
+    if background == "off":       # the late branch and fib's late paths grow their regions
+        assert re.search(rb"hot regions \(optimising tier\) .* of them grown", jit.stderr)

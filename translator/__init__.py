@@ -30,6 +30,7 @@ from .state import PAGE_SHIFT
 VERSION = "0.1.0"
 ENTER_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                             ctypes.c_void_p)
+GROW_LIMIT = 4          # times a hot region is recompiled to take in blocks it left to
 SHAPE = ".shape"        # the suffix of region shapes in the persistent store
 
 
@@ -55,6 +56,7 @@ class Stats:
     modules: int = 0
     regions: int = 0
     regions_dropped: int = 0  # compiled in the background, but their code changed meanwhile
+    regions_grown: int = 0    # recompiled with blocks that ran first after they were formed
     seconds_decode: float = 0.0
     seconds_ir: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -97,6 +99,14 @@ class Translator:
         # on_hold(address, True): a block is in a region being compiled there; False: the region
         # is in (the runtime's dispatcher keeps such blocks from turning hot on their own).
         self.on_hold = lambda address, held: None
+        # Region growth: a hot region takes in the blocks that had run when its head turned
+        # hot. A block it leaves to that turns hot later (a path that had not run yet, the
+        # rest of a loop nest), or one of its own blocks that turns hot as cold code reached
+        # from such an exit runs back into it, is taken in by recompiling that region from the
+        # same head with what has run since, rather than heading a region of its own that the
+        # two would chain between.
+        self.exits: dict[int, int] = {}        # block of or after a hot region -> its head
+        self.grown: dict[int, int] = {}        # region head -> times it was grown
 
     def entry(self, host: int):
         """A Python callable running the translated function at `host` from outside the
@@ -262,7 +272,8 @@ class Translator:
 
     def promote(self, address: int, executed) -> list[Translation]:
         """Compile the hot block at `address`, with the blocks around it that have run
-        (`executed(addr)`), by the optimising tier; they replace the cold translations."""
+        (`executed(addr)`), by the optimising tier; they replace the cold translations. When
+        a hot region leads to the block, that region may grow to take it in instead."""
         def include(a):
             t = self.cache._lru.get((a,) + self.cache.key)
             return t is not None and not t.hot and executed(a) and a not in self.pending_heads
@@ -273,15 +284,30 @@ class Translator:
             page = block.start >> PAGE_SHIFT
             return sorted(a for p in (page - 1, page, page + 1)
                           for a in self.cache._by_page.get(p, ()))
+        indirect = nearby if self.knobs.unit == "region" else None
+        owner = self.exits.get(address)
+        if owner in self.pending_heads:
+            inside = {b.start for _, blocks in self.pending.values() if blocks[0].start == owner
+                      for b in blocks}
+            if address in inside or self._leads_back(address, inside, include):
+                return []      # the region that leads here is being compiled: wait for it
         t0 = time.perf_counter()
-        blocks = self._stored_region(address)
+        blocks = self._grown(address, include, indirect)
         if blocks is None:
-            blocks = self.decode_region(address, self.hot_region_blocks, include=include,
-                                        indirect=nearby if self.knobs.unit == "region" else None)
+            blocks = self._stored_region(address)
+        if blocks is None or blocks[0].start != address:
+            if blocks is None:
+                blocks = self.decode_region(address, self.hot_region_blocks, include=include,
+                                            indirect=indirect)
             if self.store is not None:
-                self.store.put(self._shape_key("region shape", address),
+                self.store.put(self._shape_key("region shape", blocks[0].start),
                                json.dumps([b.start for b in blocks]).encode(), SHAPE)
         self.stats.seconds_decode += time.perf_counter() - t0
+        head = blocks[0].start
+        for b in blocks:
+            for a in [b.start] + b.successors():
+                if a != head:
+                    self.exits[a] = head
         if self.knobs.background == "on":
             key = self.key("region", self.codegen, blocks)
             if key in self.pending:
@@ -294,6 +320,35 @@ class Translator:
         self.hot_blocks += len(blocks)
         self.stats.regions += 1
         return [t]
+
+    def _grown(self, address: int, include, indirect):
+        """The blocks of the hot region that leads to the hot block at `address` (its head is
+        in ``exits``), grown by what has run since it was formed; None when it does not grow:
+        it has grown often enough, it is full, or nothing that ran since leads back into it
+        (a path that leaves for good costs one chained exit: not worth recompiling for)."""
+        head = self.exits.pop(address, None)
+        if head is None or self.grown.get(head, 0) >= GROW_LIMIT:
+            return None
+        t = self.cache._lru.get((head,) + self.cache.key)
+        if t is None or not t.hot or len(t.ranges) >= self.hot_region_blocks:
+            return None
+        keep = frozenset(start for start, _ in t.ranges)   # (their counts were restarted)
+        blocks = self.decode_region(head, self.hot_region_blocks, indirect=indirect,
+                                    include=lambda a: a in keep or include(a))
+        if not self._leads_back(address, keep, include, blocks):
+            return None
+        self.stats.regions_grown += 1
+        self.grown[head] = self.grown.get(head, 0) + 1
+        return blocks
+
+    def _leads_back(self, address: int, inside, include, blocks=None) -> bool:
+        """Does a path that has run from the block at `address` (through `blocks`, else
+        through those `include` takes) lead back into the blocks `inside`?"""
+        if blocks is None:
+            blocks = self.decode_region(address, 8, include=lambda a: a not in inside
+                                        and include(a))
+        return any(s in inside for b in blocks if b.start not in inside
+                   for s in b.successors())
 
     # Which blocks a hot region takes in depends on what has run and what is hot or still
     # compiling when its head turns hot, so a warm run would not always form the regions the
