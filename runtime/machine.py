@@ -26,7 +26,7 @@ from . import cpu
 from .dispatcher import HOT_THRESHOLD, Dispatcher
 from .fdtable import FdTable
 from .loader import build_stack, load_elf
-from .memory import GuestMemory
+from .memory import GuestFault, GuestMemory
 from .signals import ILL_ILLOPC, GuestTerminated, SignalState, deliver_fault, deliver_pending
 from .signals import host_signals, serve_syscall, signal_name
 from .syscalls import GuestExit, syscall_name
@@ -59,6 +59,7 @@ class Machine:
         self.dispatcher = Dispatcher(self.translator.codegen)
         d = self.dispatcher
         self.translator.on_hold = lambda a, held: d.hold(a) if held else d.release(a)
+        self.translator.peek = self._peek
         self.translator.cache.on_evict = self.dispatcher.remove
         self.mem.on_unmap = self._code_unmapped
         if self.knobs.smc == "page":
@@ -158,6 +159,12 @@ class Machine:
             if self.trace:
                 self.trace.flush()
         raise AssertionError("unreachable")
+
+    def _peek(self, address: int) -> int | None:
+        try:
+            return self.mem.read_u64(address)
+        except GuestFault:
+            return None
 
     def _loop(self) -> None:
         st, disp, tr = self.state, self.dispatcher, self.translator

@@ -87,8 +87,9 @@ def test_access_windows_end_when_page_permissions_change(guest, background):
 @pytest.mark.parametrize("guest", [g for g in libc_guests() if g.startswith("calls")])
 def test_hot_calls_and_returns_identical_to_native(guest, background):
     """calls.c: a hot region branches inside itself for a ret that pops one of its own return
-    sites, and leaves for any other; it grows to take in paths that first ran after it was
-    compiled. Every result must be native's."""
+    sites, and leaves for any other; a jmp through a GOT-like pointer branches inside only
+    while the pointer still points where it did when the region was formed; a region grows to
+    take in paths that first ran after it was compiled. Every result must be native's."""
     env = clean_env()
     native = run_native(BUILD / guest, env=env)
     jit = run_jitbt("run", "--no-cache", "--stats", "--set", f"background={background}",

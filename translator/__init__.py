@@ -94,11 +94,13 @@ class Translator:
         self._enter = None
         self.background = None                 # background.Background, once a region is sent
         self.pending: dict[str, tuple] = {}    # key -> (name, blocks) being compiled there
-        self.pending_heads: set[int] = set()   # their first blocks (as hot region heads are,
-                                               # they are left out of other regions)
+        self.pending_heads: set[int] = set()   # their first blocks (left out of other
+                                               # regions until they are in)
         # on_hold(address, True): a block is in a region being compiled there; False: the region
         # is in (the runtime's dispatcher keeps such blocks from turning hot on their own).
         self.on_hold = lambda address, held: None
+        # peek(address): the 8-byte pointer the guest may read there now, or None.
+        self.peek = lambda address: None
         # Region growth: a hot region takes in the blocks that had run when its head turned
         # hot. A block it leaves to that turns hot later (a path that had not run yet, the
         # rest of a loop nest), or one of its own blocks that turns hot as cold code reached
@@ -163,7 +165,7 @@ class Translator:
             self.stats.decoded += 1
             blocks.append(block)
             succs = block.successors()
-            if indirect is not None and block.indirect_jump:
+            if indirect is not None and (block.indirect_jump or block.jump_slot is not None):
                 succs = succs + indirect(block)
             for succ in succs:
                 if succ not in seen and include(succ) and self.fetch(succ, 1) \
@@ -274,13 +276,25 @@ class Translator:
         """Compile the hot block at `address`, with the blocks around it that have run
         (`executed(addr)`), by the optimising tier; they replace the cold translations. When
         a hot region leads to the block, that region may grow to take it in instead."""
-        def include(a):
+        def include(a, head=address):
+            """Blocks that have run join, and so does the head of another hot region unless
+            that region holds `head` (it is the loop this region would only enter): a callee
+            or an inner loop that turned hot first is compiled again as part of this region,
+            so that calling it or looping through it does not leave the region."""
             t = self.cache._lru.get((a,) + self.cache.key)
-            return t is not None and not t.hot and executed(a) and a not in self.pending_heads
+            if t is None or a in self.pending_heads:
+                return False
+            if t.hot:
+                return all(not start <= head < end for start, end in t.ranges)
+            return executed(a)
 
         def nearby(block):
-            """Where an indirect jmp at the end of `block` may go: blocks that have run on
-            its page and the pages beside it (a switch's cases sit near its jump)."""
+            """Where an indirect jmp at the end of `block` may go: for a jmp through a pointer
+            in guest memory (a PLT stub's), where the pointer points now; else blocks that have
+            run on its page and the pages beside it (a switch's cases sit near its jump)."""
+            if block.jump_slot is not None:
+                target = self.peek(block.jump_slot)
+                return [] if target is None else [target]
             page = block.start >> PAGE_SHIFT
             return sorted(a for p in (page - 1, page, page + 1)
                           for a in self.cache._by_page.get(p, ()))
@@ -334,7 +348,7 @@ class Translator:
             return None
         keep = frozenset(start for start, _ in t.ranges)   # (their counts were restarted)
         blocks = self.decode_region(head, self.hot_region_blocks, indirect=indirect,
-                                    include=lambda a: a in keep or include(a))
+                                    include=lambda a: a in keep or include(a, head))
         if not self._leads_back(address, keep, include, blocks):
             return None
         self.stats.regions_grown += 1

@@ -255,6 +255,18 @@ class Block:
         return (last is not None and last.mnemonic == "jmp" and bool(last.ops)
                 and last.ops[0].kind == "reg")
 
+    @property
+    def jump_slot(self) -> int | None:
+        """Where the block's last instruction, a jmp through a rip-relative pointer (a PLT
+        stub's jmp through the GOT), reads its target from; None for any other ending."""
+        last = self.insns[-1] if self.insns else None
+        if last is None or last.mnemonic != "jmp" or not last.ops:
+            return None
+        op = last.ops[0]
+        if op.kind != "mem" or op.base != "rip" or op.index is not None or op.seg or op.size != 8:
+            return None
+        return (last.next + op.disp) & 0xFFFFFFFFFFFFFFFF
+
     def successors(self) -> list[int]:
         """Guest addresses control may reach directly after this block (known statically)."""
         if not self.insns:

@@ -994,15 +994,21 @@ class FunctionLifter:
         self.set_gpr(4, self.b.emit(f"add i64 {rsp}, {size}"))
         return v
 
-    def jump(self, target: str, within: bool = False, ret: bool = False) -> None:
+    def jump(self, target: str, within: str | None = None, ret: bool = False) -> None:
         """End the block: continue at the guest address `target` (i64 value or constant).
-        `within`: an indirect jmp, which may branch inside the region. `ret`: a return, which
-        branches inside when it pops one of the region's return sites (a switch over all the
-        region's blocks at every ret made recursion and strings 10-15% slower)."""
+        `within`: an indirect jmp, which may branch inside the region: "reg" (a switch) to any
+        of its blocks, "slot" (a PLT stub) to those no other block of it branches to directly
+        (the entries of functions it took in). `ret`: a return, which branches inside when it
+        pops one of the region's return sites (a switch over all the region's blocks at every
+        ret made recursion and strings 10-15% slower)."""
         if target.lstrip("-").isdigit():
             self.goto(int(target) & 0xFFFFFFFFFFFFFFFF)
             return
-        sites = list(self.targets) if within else self.returns if ret else []
+        if within == "slot":
+            direct = {s for b in self.blocks for s in b.successors()}
+            sites = [a for a in self.targets if a not in direct]
+        else:
+            sites = list(self.targets) if within else self.returns if ret else []
         if sites and self.targets and not self.quick:
             # An indirect jmp (or a ret) in a region: to one of its blocks (return sites) it
             # is a branch inside the function; anywhere else it chains.

@@ -4,7 +4,8 @@
  * recursion that gcc -O2 unrolls into a deep loop nest whose inner paths first run late (the
  * region around it grows), mutual recursion with several call sites, returns to an address the
  * callee put on the stack itself (a ret used as a jump, as some hand-written code and
- * coroutine switches do), longjmp out of a deep recursion, and a loop nest whose rare branch
+ * coroutine switches do), a PLT-like jmp through a pointer that changes while the loop calling
+ * it is hot, longjmp out of a deep recursion, and a loop nest whose rare branch
  * only starts being taken long after the loop turned hot. Each result depends on every call. */
 #include <setjmp.h>
 #include <stdint.h>
@@ -38,6 +39,17 @@ __asm__(".text\n"
 static __attribute__((noinline)) long twice(long x) { return 2 * x + 1; }
 static __attribute__((noinline)) long thrice(long x) { return 3 * x - 1; }
 
+/* stub(x): a PLT-like stub, jmp through a pointer in writable data that the program changes
+ * while the loop calling it is hot. */
+long (*slot)(long) = twice;
+long stub(long x);
+__asm__(".text\n"
+        ".globl stub\n"
+        ".type stub, @function\n"
+        "stub:\n"
+        "  jmp *slot(%rip)\n"
+        ".size stub, .-stub\n");
+
 static jmp_buf out;
 static long depth_seen;
 
@@ -68,6 +80,14 @@ int main(void)
     for (long i = 0; i < 100000; i++)
         x = bounce(i % 3 ? twice : thrice, x) % 1000003;
     printf("bounce %ld\n", x);
+
+    long y = 3;
+    for (long i = 0; i < 200000; i++) {
+        if (i == 120000)
+            slot = thrice;
+        y = stub(y) % 1000033;
+    }
+    printf("slot %ld\n", y);
 
     long jumps = 0;
     for (long i = 0; i < 2000; i++) {

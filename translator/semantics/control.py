@@ -11,8 +11,11 @@ MASK = (1 << 64) - 1
 @semantic("jmp")
 def jmp(L, insn):
     # Through a register (a switch) it may branch inside the region, whose formation took in
-    # the blocks it went to; through memory (a call through a pointer table) it chains.
-    L.jump(L.read(insn.ops[0], 64), within=insn.ops[0].kind == "reg")
+    # the blocks it went to, and so may a PLT stub's jmp through a rip-relative pointer (the
+    # region took in where it pointed); through other memory (a pointer table) it chains.
+    op = insn.ops[0]
+    L.jump(L.read(op, 64), within="reg" if op.kind == "reg" else
+           "slot" if L.block.jump_slot is not None else None)
 
 
 @semantic(*with_cc("j"), reads=cc_reads("j"))
