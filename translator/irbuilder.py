@@ -46,10 +46,18 @@ class IRBuilder:
         # convention, and hands each block that ends in one to the slow selector.
         self.rets: list[tuple[str, str]] | None = [] if one_ret else None
         self.faults: list[tuple[str, str, str, str]] = []    # the same for calls of @fault
+        # With sync and share_faults, the faults that keep the same flags share one exit
+        # block, which writes the state back once: written at each fault, the write-backs were
+        # over a third of the instructions of a large region, and of the backend's time. Not
+        # in loops: there, the values of every local flowing into one block made the loops of
+        # matmul and nbody 5-8% slower.
+        self.share_faults = False
+        self.sync_faults: dict[str, list[tuple[str, str, str, str]]] = {}
         self.current = "entry"
         # sync: mark each exit (a ret, or the musttail call before one) with SYNC, where the
         # lifter writes back the guest state it keeps in locals (FunctionLifter.sync_exits).
         self.sync = False
+        self.leaving = False       # the state is written back already: exits need no SYNC
         # keep: at a fault, the flags to write back (those the code after the faulting point
         # reads before overwriting); None: every one. Written on the SYNC line (sync_exits).
         self.keep: frozenset | None = None
@@ -62,7 +70,7 @@ class IRBuilder:
         """Emit an instruction that produces a value; returns the value's name."""
         self.n += 1
         name = f"%{self.prefix}{self.n}"
-        if self.sync and text.startswith("musttail call"):
+        if self.sync and not self.leaving and text.startswith("musttail call"):
             self.lines.append(SYNC)
         self.lines.append(f"  {name} = {text}")
         return name
@@ -72,7 +80,8 @@ class IRBuilder:
         if self.rets is not None and text.startswith("ret i32 "):
             self.rets.append((text[8:], self.current))
             text = "br label %ret.out"
-        elif self.sync and text.startswith("ret ") and "musttail call" not in self.lines[-1]:
+        elif self.sync and not self.leaving and text.startswith("ret ") \
+                and "musttail call" not in self.lines[-1]:
             self.lines.append(SYNC)
         self.lines.append("  " + text)
         if text.startswith(("br ", "ret ", "unreachable", "switch ")):
@@ -80,16 +89,28 @@ class IRBuilder:
 
     def fault(self, rip: str, addr: str, signal: int) -> None:
         """End the block: the guest faults with `signal` at `rip` (address `addr`)."""
-        if self.rets is None:
+        line = SYNC if self.keep is None else \
+            f"{SYNC} flags {' '.join(sorted(self.keep))}".rstrip()
+        if self.sync and self.share_faults:
+            group = self.sync_faults.setdefault(line, [])
+            group.append((rip, addr, str(signal), self.current))
+            self.stmt(f"br label %fault.sync{list(self.sync_faults).index(line)}")
+        elif self.rets is None:
             if self.sync:                    # before the call, which writes the state
-                self.lines.append(SYNC if self.keep is None else
-                                  f"{SYNC} flags {' '.join(sorted(self.keep))}".rstrip())
+                self.lines.append(line)
             r = self.emit(f"call i32 @fault(ptr %st, i64 {rip}, i64 {addr}, i32 {signal})")
             self.lines.append(f"  ret i32 {r}")
             self.terminated = True
         else:
             self.faults.append((rip, addr, str(signal), self.current))
             self.stmt("br label %fault.out")
+
+    def leave(self) -> None:
+        """Write the state back here: every path from here leaves the function (until
+        ``leaving`` is cleared), so its exits need not each do it."""
+        if self.sync:
+            self.lines.append(SYNC)
+        self.leaving = True
 
     def new_label(self, hint: str = "L") -> str:
         self.n += 1
@@ -105,13 +126,26 @@ class IRBuilder:
     def use(self, intrinsic: str) -> None:
         self.intrinsics.add(intrinsic)
 
+    def _phis(self, sites) -> list[tuple[str, str]]:
+        """(type, value) of phis of the rip, address and signal of the faults `sites`."""
+        out = []
+        for i, ty in enumerate(("i64", "i64", "i32")):
+            phi = ", ".join(f"[ {f[i]}, %{f[3]} ]" for f in sites)
+            out.append((ty, self.emit(f"phi {ty} {phi}")))
+        return out
+
     def text(self) -> str:
+        for n, (line, sites) in enumerate(self.sync_faults.items()):
+            self.label(f"fault.sync{n}")
+            (_, rip), (_, addr), (_, sig) = self._phis(sites)
+            self.lines.append(line)
+            r = self.emit(f"call i32 @fault(ptr %st, i64 {rip}, i64 {addr}, i32 {sig})")
+            self.lines.append(f"  ret i32 {r}")
+            self.terminated = True
+        self.sync_faults = {}
         if self.faults:
             self.label("fault.out")
-            args = []
-            for i, ty in enumerate(("i64", "i64", "i32")):
-                phi = ", ".join(f"[ {f[i]}, %{f[3]} ]" for f in self.faults)
-                args.append((ty, self.emit(f"phi {ty} {phi}")))
+            args = self._phis(self.faults)
             # What @fault does, written out: a call by name would go to the slow selector.
             for (ty, value), field in zip(args, ("rip", "fault_addr", "fault_sig")):
                 p = self.emit(f"getelementptr %State, ptr %st, i64 0, i32 {field_index(field)}")

@@ -377,6 +377,7 @@ class FunctionLifter:
         self.live = ALL_FLAGS         # flags live after the current instruction
         self.flag_writes = 0          # set_flag calls so far
         self.compared = None          # (a, c, bits, flag_writes) of the block's last cmp/sub
+        self.budget_exits: list[tuple[str, str]] = []   # (rip, block) of back edges' exits
 
     def _looped(self) -> frozenset:
         """Starts of the blocks from which a branch inside the function leads back to them (a
@@ -412,11 +413,18 @@ class FunctionLifter:
                 self._run_block()
             except _Retry as r:
                 raise _Retry((i, r.where[1])) from None
+        if self.budget_exits:
+            b = self.b
+            b.label("budget.out")
+            phi = ", ".join(f"[ {a}, %{label} ]" for a, label in self.budget_exits)
+            b.stmt(f"store i64 {b.emit(f'phi i64 {phi}')}, ptr {self.ptr('rip')}")
+            b.stmt(f"ret i32 {Exit.BUDGET}")
         return self.b.text()
 
     def _run_block(self) -> None:
         b = self.b
         self.compared = None
+        b.share_faults = self.block.start not in self.looped
         insns = self.block.insns
         if self.lifter.flag_liveness:
             lives, live_in = flag_liveness(insns, self.stop)
@@ -1037,6 +1045,9 @@ class FunctionLifter:
         ticks_p, hot_p, table_p = self.ptr("ticks"), self.ptr("hot"), self.ptr("table")
         t = b.emit(f"sub i64 {b.emit(f'load i64, ptr {ticks_p}')}, 1")
         b.stmt(f"store i64 {t}, ptr {ticks_p}")
+        # All three ways on (budget spent, not in the table, chained) leave the function:
+        # write the state back once, before they part (at each, it tripled the write-backs).
+        b.leave()
         spent, look = b.new_label("spent"), b.new_label("look")
         b.stmt(f"br i1 {b.emit(f'icmp sle i64 {t}, 0')}, label %{spent}, label %{look}, !prof !1")
         b.label(spent)
@@ -1064,6 +1075,7 @@ class FunctionLifter:
         fn = b.emit(f"load ptr, ptr {fn_p}")
         r = b.emit(f"musttail call {BLOCK_CC} i32 {fn}(ptr %st, ptr %mem, ptr %perm)")
         b.stmt(f"ret i32 {r}")
+        b.leaving = False
 
     def goto(self, address: int) -> None:
         """End the block with a direct transfer to `address`: a branch inside the function when
@@ -1080,10 +1092,9 @@ class FunctionLifter:
             t1 = b.emit(f"sub i64 {t}, 1")
             b.stmt(f"store i64 {t1}, ptr {self.ptr('ticks')}")
             spent = b.emit(f"icmp sle i64 {t1}, 0")
-            out = b.new_label("spent")
-            b.stmt(f"br i1 {spent}, label %{out}, label %{label}, !prof !1")
-            b.label(out)
-            self._exit_at(address, Exit.BUDGET)
+            # The back edges whose budget is spent share one exit (and its write-back).
+            self.budget_exits.append((const(address, 64), b.current))
+            b.stmt(f"br i1 {spent}, label %budget.out, label %{label}, !prof !1")
             return
         self.b.stmt(f"br label %{label}")
 
