@@ -30,6 +30,7 @@ from .state import PAGE_SHIFT
 VERSION = "0.1.0"
 ENTER_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                             ctypes.c_void_p)
+WAIT_LIMIT = 2          # times a hot block waits for a region it leads to to be compiled
 GROW_LIMIT = 4          # times a hot region is recompiled to take in blocks it left to
 SHAPE = ".shape"        # the suffix of region shapes in the persistent store
 
@@ -109,6 +110,7 @@ class Translator:
         # two would chain between.
         self.exits: dict[int, int] = {}        # block of or after a hot region -> its head
         self.grown: dict[int, int] = {}        # region head -> times it was grown
+        self.waited: dict[int, int] = {}       # hot block -> times it waited (see promote)
 
     def entry(self, host: int):
         """A Python callable running the translated function at `host` from outside the
@@ -282,7 +284,10 @@ class Translator:
             or an inner loop that turned hot first is compiled again as part of this region,
             so that calling it or looping through it does not leave the region."""
             t = self.cache._lru.get((a,) + self.cache.key)
-            if t is None or a in self.pending_heads:
+            if a in self.pending_heads:
+                reached_pending.append(a)
+                return False
+            if t is None:
                 return False
             if t.hot:
                 return all(not start <= head < end for start, end in t.ranges)
@@ -299,6 +304,7 @@ class Translator:
             return sorted(a for p in (page - 1, page, page + 1)
                           for a in self.cache._by_page.get(p, ()))
         indirect = nearby if self.knobs.unit == "region" else None
+        reached_pending: list[int] = []
         owner = self.exits.get(address)
         if owner in self.pending_heads:
             inside = {b.start for _, blocks in self.pending.values() if blocks[0].start == owner
@@ -313,6 +319,11 @@ class Translator:
             if blocks is None:
                 blocks = self.decode_region(address, self.hot_region_blocks, include=include,
                                             indirect=indirect)
+                if reached_pending and self.waited.get(address, 0) < WAIT_LIMIT:
+                    # It would leave for a region still being compiled (which it could take
+                    # in once that is in): form it when it turns hot again.
+                    self.waited[address] = self.waited.get(address, 0) + 1
+                    return []
             if self.store is not None:
                 self.store.put(self._shape_key("region shape", blocks[0].start),
                                json.dumps([b.start for b in blocks]).encode(), SHAPE)
