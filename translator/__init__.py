@@ -317,6 +317,7 @@ class Translator:
             blocks = self._stored_region(address)
         if blocks is None or blocks[0].start != address:
             if blocks is None:
+                reached_pending.clear()       # (what the tests above looked at)
                 blocks = self.decode_region(address, self.hot_region_blocks, include=include,
                                             indirect=indirect)
                 if reached_pending and self.waited.get(address, 0) < WAIT_LIMIT:
