@@ -89,7 +89,7 @@ class IRBuilder:
 
     def fault(self, rip: str, addr: str, signal: int) -> None:
         """End the block: the guest faults with `signal` at `rip` (address `addr`)."""
-        line = SYNC if self.keep is None else \
+        line = SYNC if self.keep is None or not self.sync else \
             f"{SYNC} flags {' '.join(sorted(self.keep))}".rstrip()
         if self.sync and self.share_faults:
             group = self.sync_faults.setdefault(line, [])

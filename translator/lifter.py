@@ -341,6 +341,10 @@ class FunctionLifter:
         self.returns = sorted({b.insns[-1].next for b in blocks if b.insns
                                and b.insns[-1].mnemonic == "call"
                                and b.insns[-1].next in self.targets})
+        # Where a PLT stub's jmp may branch inside: the blocks no other block of the region
+        # branches to directly (the entries of the functions it took in).
+        direct = {s for b in blocks for s in b.successors()}
+        self.slot_sites = [a for a in self.targets if a not in direct]
         self.block = blocks[0]
         self.chains = chain and lifter.knobs.chain == "on"
         self.windowed = chain          # optimising tier: stack accesses try the window first
@@ -1012,11 +1016,8 @@ class FunctionLifter:
         if target.lstrip("-").isdigit():
             self.goto(int(target) & 0xFFFFFFFFFFFFFFFF)
             return
-        if within == "slot":
-            direct = {s for b in self.blocks for s in b.successors()}
-            sites = [a for a in self.targets if a not in direct]
-        else:
-            sites = list(self.targets) if within else self.returns if ret else []
+        sites = (self.slot_sites if within == "slot" else list(self.targets) if within
+                 else self.returns if ret else [])
         if sites and self.targets and not self.quick:
             # An indirect jmp (or a ret) in a region: to one of its blocks (return sites) it
             # is a branch inside the function; anywhere else it chains.
