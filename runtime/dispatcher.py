@@ -19,7 +19,7 @@ import ctypes
 import os
 
 from translator import SOURCE_DIGEST, VERSION
-from translator.lifter import BLOCK_CC, MODULE_HEADER, RUNTIME_CHECK_DEF, native_entry
+from translator.lifter import BLOCK_CC, MODULE_HEADER, RUNTIME_DEFS, native_entry
 from translator.persist import module_key
 from translator.state import TABLE_BITS, TABLE_ENTRY, Exit, field_index, table_index
 from translator.state import table_index_ir
@@ -51,7 +51,7 @@ def _hash_ir(rip: str) -> list[str]:
     return lines + [f"  %h = or i64 {h}, 0"]
 
 
-DISPATCH_IR = MODULE_HEADER + RUNTIME_CHECK_DEF + f"""
+DISPATCH_IR = MODULE_HEADER + RUNTIME_DEFS + f"""
 define i32 @dispatch(ptr noalias %st, ptr %mem, ptr %perm, ptr %table, i64 %budget, i64 %hot) {{
 entry:
 {native_entry("%st")}

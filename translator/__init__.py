@@ -117,8 +117,8 @@ class Translator:
         dispatcher: fn(state address, memory base, permission table) -> exit code. Translated
         functions use their own calling convention (BLOCK_CC), so a C trampoline calls them."""
         if self._enter is None:
-            from .lifter import BLOCK_CC, MODULE_HEADER, RUNTIME_CHECK_DEF, native_entry
-            ir = (MODULE_HEADER + RUNTIME_CHECK_DEF
+            from .lifter import BLOCK_CC, MODULE_HEADER, RUNTIME_DEFS, native_entry
+            ir = (MODULE_HEADER + RUNTIME_DEFS
                   + f"define i32 @jitbt_enter(ptr %fn, ptr %st, ptr %mem, ptr %perm) {{\n"
                   + native_entry("%st") + "\n"
                   f"  %r = call {BLOCK_CC} i32 %fn(ptr %st, ptr %mem, ptr %perm)\n"

@@ -74,6 +74,91 @@ CHECK_DEF = _check_def()
 # dispatcher and the entry trampoline, carry a copy and store its address in the state.
 RUNTIME_CHECK_DEF = _check_def("jitbt_check", "noinline")
 
+# Flag helper operations (FunctionLifter.flags_call): the operation in the bits above the width.
+FLAGS_ADD, FLAGS_SUB, FLAGS_LOGIC, FLAGS_LOGIC_AF0 = 0, 1, 2, 3
+
+
+def _flags_def() -> str:
+    """@jitbt_flags(st, a, c, r, kind): CF OF AF ZF SF PF of `r = a op c` at width `bits`
+    (kind = bits | op << 8; the operands zero-extended to i64), stored in the state as the
+    inline flag code stores them: add and sub as add_with_flags and sub_with_flags set them,
+    logic as flags_logic (CF = OF = 0; AF left alone, or cleared with FLAGS_LOGIC_AF0 as the
+    exact flag model does). The operands are shifted left so that the width's top bit is bit
+    63: then carries and the sign are 64-bit compares at every width."""
+    def flag(name: str) -> str:
+        return f"getelementptr %State, ptr %st, i64 0, i32 {field_index(name)}"
+    return f"""define internal void @jitbt_flags(ptr %st, i64 %a, i64 %c, i64 %r, i32 %kind) noinline {{
+  %bits = and i32 %kind, 255
+  %op = lshr i32 %kind, 8
+  %bits64 = zext i32 %bits to i64
+  %s = sub i64 64, %bits64
+  %as = shl i64 %a, %s
+  %cs = shl i64 %c, %s
+  %rs = shl i64 %r, %s
+  %zf = icmp eq i64 %rs, 0
+  %sf = icmp slt i64 %rs, 0
+  %lo = trunc i64 %r to i8
+  %hi = lshr i8 %lo, 4
+  %nx = xor i8 %lo, %hi
+  %nib = and i8 %nx, 15
+  %nib16 = zext i8 %nib to i16
+  %odd16 = lshr i16 {0x6996}, %nib16
+  %odd = trunc i16 %odd16 to i1
+  %pf = xor i1 %odd, true
+  %zf8 = zext i1 %zf to i8
+  %sf8 = zext i1 %sf to i8
+  %pf8 = zext i1 %pf to i8
+  %zf.p = {flag("zf")}
+  store i8 %zf8, ptr %zf.p
+  %sf.p = {flag("sf")}
+  store i8 %sf8, ptr %sf.p
+  %pf.p = {flag("pf")}
+  store i8 %pf8, ptr %pf.p
+  %cf.p = {flag("cf")}
+  %of.p = {flag("of")}
+  %af.p = {flag("af")}
+  %logic = icmp uge i32 %op, {FLAGS_LOGIC}
+  br i1 %logic, label %lg, label %ar
+lg:
+  store i8 0, ptr %cf.p
+  store i8 0, ptr %of.p
+  %clear = icmp eq i32 %op, {FLAGS_LOGIC_AF0}
+  br i1 %clear, label %lg.af, label %done
+lg.af:
+  store i8 0, ptr %af.p
+  br label %done
+ar:
+  %sub = icmp eq i32 %op, {FLAGS_SUB}
+  %cf.add = icmp ult i64 %rs, %as
+  %cf.sub = icmp ult i64 %as, %cs
+  %cf = select i1 %sub, i1 %cf.sub, i1 %cf.add
+  %x1 = xor i64 %as, %rs
+  %x2.add = xor i64 %cs, %rs
+  %x2.sub = xor i64 %as, %cs
+  %x2 = select i1 %sub, i64 %x2.sub, i64 %x2.add
+  %ov = and i64 %x1, %x2
+  %of = icmp slt i64 %ov, 0
+  %ax = xor i64 %a, %c
+  %ax2 = xor i64 %ax, %r
+  %ax4 = lshr i64 %ax2, 4
+  %af = trunc i64 %ax4 to i1
+  %cf8 = zext i1 %cf to i8
+  %of8 = zext i1 %of to i8
+  %af8 = zext i1 %af to i8
+  store i8 %cf8, ptr %cf.p
+  store i8 %of8, ptr %of.p
+  store i8 %af8, ptr %af.p
+  br label %done
+done:
+  ret void
+}}
+"""
+
+
+# What both ways into translated code (the dispatcher, ``Translator.entry``) define: the cold
+# tier's memory check and flag helper, whose addresses native_entry stores in the state.
+RUNTIME_DEFS = RUNTIME_CHECK_DEF + _flags_def()
+
 
 # How far the optimising tier's access windows reach (``FunctionLifter._site_window``): the
 # pages scanned each way on a site's 1st, 2nd, 3rd and later refill in one run of a function,
@@ -202,11 +287,14 @@ fill:
 
 def native_entry(state: str) -> str:
     """The IR lines with which each entry from the runtime into translated code (the dispatcher,
-    ``enter``) begins: the state's `check` field points at its @jitbt_check, and a new window
+    ``enter``) begins: the state's `check` and `flagfn` fields point at its @jitbt_check and
+    @jitbt_flags (RUNTIME_DEFS), and a new window
     generation starts, so no access window found before (when the runtime may since have
     changed page permissions) is trusted again."""
     return (f"  %check.p = getelementptr %State, ptr {state}, i64 0, i32 {field_index('check')}\n"
             f"  store ptr @jitbt_check, ptr %check.p\n"
+            f"  %flagfn.p = getelementptr %State, ptr {state}, i64 0, i32 {field_index('flagfn')}\n"
+            f"  store ptr @jitbt_flags, ptr %flagfn.p\n"
             f"  %wgen.p = getelementptr %State, ptr {state}, i64 0, i32 {field_index('wgen')}\n"
             f"  %wgen.0 = load i64, ptr %wgen.p\n"
             f"  %wgen.1 = add i64 %wgen.0, 1\n"
@@ -351,6 +439,7 @@ class FunctionLifter:
         self.near_sp = False           # the memory operand being lifted is rsp/rbp based
         self.window = None             # (low end, whether it is readable and writable)
         self.check_loaded = False      # cold tier: %chk.fn holds the check's address
+        self.flags_loaded = False      # cold tier: %flg.fn holds the flag helper's address
         self.stop = None
         self.quick = not chain         # cold tier (-O0): IR that fast instruction selection takes
         self.b = IRBuilder(one_ret=self.quick)
@@ -907,8 +996,33 @@ class FunctionLifter:
         x = self.op("xor", bits, x, res)
         self.set_flag("af", self.bit(x, bits, 4))
 
+    def flags_call(self, op: int, a: str, c: str, res: str, bits: int) -> bool:
+        """Cold tier: when CF OF ZF SF and PF are all live (a block's last flag-setting
+        instruction), set the flags of `res = a op c` with one call to @jitbt_flags instead of
+        the two dozen instructions written out (at -O0 each costs selection and allocation, in
+        code that runs until it turns hot). Storing a flag that is not live is harmless: it is
+        written again before it is read. Returns whether it did."""
+        if not self.quick or not all(f in self.live for f in ("cf", "of", "zf", "sf", "pf")):
+            return False
+        args = []
+        for v in (a, c, res):
+            if v.lstrip("-").isdigit():
+                args.append(str(int(v) & ((1 << bits) - 1)))
+            else:
+                args.append(self.cast("zext", v, bits, 64))
+        if not self.flags_loaded:
+            self.entry.append(f"  %flg.fn = load ptr, ptr {self.ptr('flagfn')}")
+            self.flags_loaded = True
+        self.b.stmt(f"call void %flg.fn(ptr %st, i64 {args[0]}, i64 {args[1]}, i64 {args[2]}, "
+                    f"i32 {bits | op << 8})")
+        self.flag_writes += 1
+        return True
+
     def flags_logic(self, res: str, bits: int) -> None:
         """CF OF SF ZF PF as and/or/xor/test set them; AF (undefined) is cleared by the host."""
+        if self.flags_call(FLAGS_LOGIC_AF0 if self.lifter.exact_flags else FLAGS_LOGIC,
+                           "0", "0", res, bits):
+            return
         self.set_flag("cf", "0")
         self.set_flag("of", "0")
         self.flags_szp(res, bits)
@@ -930,6 +1044,8 @@ class FunctionLifter:
         res = self.op("add", bits, a, c)
         if carry is not None:
             res = self.op("add", bits, res, self.cast("zext", carry, 1, bits))
+        elif self.flags_call(FLAGS_ADD, a, c, res, bits):
+            return res
         if self.wants("cf"):
             # Carry out: the sum wrapped below a (or, with a carry in, reached exactly a).
             cf = self.icmp("ult", bits, res, a)
@@ -949,6 +1065,10 @@ class FunctionLifter:
         res = self.op("sub", bits, a, c)
         if borrow is not None:
             res = self.op("sub", bits, res, self.cast("zext", borrow, 1, bits))
+        elif self.flags_call(FLAGS_SUB, a, c, res, bits):
+            if self.insn.mnemonic in ("cmp", "sub"):
+                self.compared = (a, c, bits, self.flag_writes)
+            return res
         if self.wants("cf"):
             # Borrow: a < c (or, with a borrow in, a == c too).
             cf = self.icmp("ult", bits, a, c)

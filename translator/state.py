@@ -35,6 +35,8 @@ FIELDS = (
     ("hot", ctypes.c_uint64, "i64"),          # runs that make a cold block hot (Exit.HOT)
     ("check", ctypes.c_uint64, "i64"),        # host address of the memory check the cold tier
                                               # calls (set by every entry to translated code)
+    ("flagfn", ctypes.c_uint64, "i64"),       # host address of the cold tier's flag helper
+                                              # (set with `check`)
     ("wgen", ctypes.c_uint64, "i64"),         # access windows' generation: every entry from
                                               # the runtime starts a new one (lifter.py)
     ("fault_sig", ctypes.c_uint32, "i32"),    # guest signal number of a fault exit in the low
