@@ -65,6 +65,7 @@ class IRBuilder:
         self.prefix = prefix
         self.intrinsics: set[str] = set()
         self.terminated = False
+        self.fault_ret = False     # fault_return() used
 
     def emit(self, text: str) -> str:
         """Emit an instruction that produces a value; returns the value's name."""
@@ -104,6 +105,12 @@ class IRBuilder:
         else:
             self.faults.append((rip, addr, str(signal), self.current))
             self.stmt("br label %fault.out")
+
+    def fault_return(self) -> str:
+        """The label of the function's one block returning Exit.FAULT with the state as it
+        is (the cold tier's memory check has written the fault into it)."""
+        self.fault_ret = True
+        return "fault.ret"
 
     def leave(self) -> None:
         """Write the state back here: every path from here leaves the function (until
@@ -152,6 +159,10 @@ class IRBuilder:
                 self.stmt(f"store {ty} {value}, ptr {p}")
             self.stmt(f"ret i32 {Exit.FAULT}")
             self.faults = []
+        if self.fault_ret:
+            self.label("fault.ret")
+            self.stmt(f"ret i32 {Exit.FAULT}")
+            self.fault_ret = False
         if self.rets:
             phi = ", ".join(f"[ {v}, %{label} ]" for v, label in self.rets)
             return "\n".join(self.lines + ["ret.out:", f"  %ret.v = phi i32 {phi}",

@@ -67,12 +67,50 @@ def _check_def(name: str = "chk", attributes: str = "alwaysinline") -> str:
 
 # @chk, inlined where the optimising tier and hle call it.
 CHECK_DEF = _check_def()
+
+
+def _runtime_check_def() -> str:
+    """@jitbt_check(st, perm, a, n1, need, rip): the check, which on failure also writes the
+    fault exit's state (rip, fault_addr, fault_sig as access_fault encodes it) itself, so that
+    every failed check of a cold function branches to one shared return."""
+    lines = []
+
+    def emit(text):
+        lines.append(f"  %c{len(lines)} = {text}")
+        return f"%c{len(lines) - 1}"
+    ok = check_ir(emit, "%a", "%n1", "%need")
+
+    def field(name: str) -> str:
+        return f"getelementptr %State, ptr %st, i64 0, i32 {field_index(name)}"
+    return (f"define internal i1 @jitbt_check(ptr %st, ptr %perm, i64 %a, i64 %n1, i8 %need, "
+            f"i64 %rip) noinline {{\n" + "\n".join(lines) + f"""
+  br i1 {ok}, label %ok, label %bad
+ok:
+  ret i1 true
+bad:
+  %rip.p = {field("rip")}
+  store i64 %rip, ptr %rip.p
+  %addr.p = {field("fault_addr")}
+  store i64 %a, ptr %addr.p
+  %size = trunc i64 %n1 to i32
+  %size8 = shl i32 %size, 8
+  %need32 = zext i8 %need to i32
+  %need20 = shl i32 %need32, 20
+  %sig0 = or i32 %size8, %need20
+  %sig = or i32 %sig0, {SIGSEGV}
+  %sig.p = {field("fault_sig")}
+  store i32 %sig, ptr %sig.p
+  ret i1 false
+}}
+""")
+
+
 # The cold tier calls the check instead, through the address in the state's `check` field: at
 # -O0 each check written out costs a dozen instructions to select and allocate, in code that
 # runs only until it turns hot. (A call to a function by name cannot be selected fast in the
 # JIT's large code model; a call through a pointer can.) Both ways into translated code, the
 # dispatcher and the entry trampoline, carry a copy and store its address in the state.
-RUNTIME_CHECK_DEF = _check_def("jitbt_check", "noinline")
+RUNTIME_CHECK_DEF = _runtime_check_def()
 
 # Flag helper operations (FunctionLifter.flags_call): the operation in the bits above the width.
 FLAGS_ADD, FLAGS_SUB, FLAGS_LOGIC, FLAGS_LOGIC_AF0 = 0, 1, 2, 3
@@ -826,9 +864,17 @@ class FunctionLifter:
             if good is None and self.block.start in self.looped and size <= 64:
                 self._site_window(addr, size, need, regs)
                 return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
+            if self.quick and not self.lifter.knobs.counting:
+                # A failed check has written the fault exit's state: it only returns.
+                ok = b.emit(f"call i1 {self._check_fn()}(ptr %st, ptr %perm, i64 {addr}, "
+                            f"i64 {size - 1}, i8 {need}, i64 {const(self.insn.address, 64)})")
+                good = b.new_label("ok")
+                b.stmt(f"br i1 {ok}, label %{good}, label %{b.fault_return()}, !prof !0")
+                b.label(good)
+                return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
             if self.quick:
-                ok = b.emit(f"call i1 {self._check_fn()}(ptr %perm, i64 {addr}, "
-                            f"i64 {size - 1}, i8 {need})")
+                ok = b.emit(f"call i1 {self._check_fn()}(ptr %st, ptr %perm, i64 {addr}, "
+                            f"i64 {size - 1}, i8 {need}, i64 0)")
             else:
                 ok = b.emit(f"call i1 @chk(ptr %perm, i64 {addr}, i64 {size - 1}, i8 {need})")
             self.branch_or_fault(ok, access_fault(size, need), addr, good)
