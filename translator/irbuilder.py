@@ -66,6 +66,7 @@ class IRBuilder:
         self.intrinsics: set[str] = set()
         self.terminated = False
         self.fault_ret = False     # fault_return() used
+        self.blocks = 0            # labels so far: which IR basic block lines go into
 
     def emit(self, text: str) -> str:
         """Emit an instruction that produces a value; returns the value's name."""
@@ -128,6 +129,7 @@ class IRBuilder:
             self.lines.append(f"  br label %{name}")
         self.lines.append(f"{name}:")
         self.current = name
+        self.blocks += 1
         self.terminated = False
 
     def use(self, intrinsic: str) -> None:

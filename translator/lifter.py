@@ -478,6 +478,7 @@ class FunctionLifter:
         self.window = None             # (low end, whether it is readable and writable)
         self.check_loaded = False      # cold tier: %chk.fn holds the check's address
         self.flags_loaded = False      # cold tier: %flg.fn holds the flag helper's address
+        self.gpr_block, self.gpr_values = -1, {}     # cold tier: see _gprs
         self.stop = None
         self.quick = not chain         # cold tier (-O0): IR that fast instruction selection takes
         self.b = IRBuilder(one_ret=self.quick)
@@ -722,9 +723,20 @@ class FunctionLifter:
             self._ptrs[key] = p
         return p
 
+    def _gprs(self) -> dict:
+        """Cold tier: the guest registers' values known in the current IR basic block (loaded
+        or stored in it), which -O0 would otherwise load again from the state each time."""
+        if self.gpr_block != self.b.blocks:
+            self.gpr_block, self.gpr_values = self.b.blocks, {}
+        return self.gpr_values
+
     def get_gpr(self, index: int, size: int = 8, high: bool = False) -> str:
         b = self.b
-        v = b.emit(f"load i64, ptr {self.ptr('gpr', index)}")
+        v = self._gprs().get(index) if self.quick else None
+        if v is None:
+            v = b.emit(f"load i64, ptr {self.ptr('gpr', index)}")
+            if self.quick:
+                self.gpr_values[index] = v
         if high:
             v = b.emit(f"lshr i64 {v}, 8")
         if size < 8:
@@ -737,18 +749,22 @@ class FunctionLifter:
         p = self.ptr("gpr", index)
         if size == 8:
             b.stmt(f"store i64 {value}, ptr {p}")
-            return
-        wide = b.emit(f"zext i{size * 8} {value} to i64")
-        if size == 4:
-            b.stmt(f"store i64 {wide}, ptr {p}")
-            return
-        old = b.emit(f"load i64, ptr {p}")
-        shift = 8 if high else 0
-        mask = ((1 << (size * 8)) - 1) << shift
-        kept = b.emit(f"and i64 {old}, {const(~mask, 64)}")
-        if shift:
-            wide = b.emit(f"shl i64 {wide}, {shift}")
-        b.stmt(f"store i64 {b.emit(f'or i64 {kept}, {wide}')}, ptr {p}")
+        else:
+            wide = b.emit(f"zext i{size * 8} {value} to i64")
+            if size == 4:
+                b.stmt(f"store i64 {wide}, ptr {p}")
+                value = wide
+            else:
+                old = self.get_gpr(index)
+                shift = 8 if high else 0
+                mask = ((1 << (size * 8)) - 1) << shift
+                kept = b.emit(f"and i64 {old}, {const(~mask, 64)}")
+                if shift:
+                    wide = b.emit(f"shl i64 {wide}, {shift}")
+                value = b.emit(f"or i64 {kept}, {wide}")
+                b.stmt(f"store i64 {value}, ptr {p}")
+        if self.quick:
+            self._gprs()[index] = value
 
     def get_xmm(self, index: int) -> str:
         """An xmm register as i128 (semantics bitcast it to the vector type they need). It is
