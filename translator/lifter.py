@@ -422,7 +422,7 @@ class Lifter:
                 break
             rw_keys = both          # lift again, with one window for each of those
         return ("".join(g + "\n" for g in fn.globals)
-                + f"define {BLOCK_CC} i32 @{name}({FUNCTION_ARGS}) {{\nentry:\n"
+                + f"define {BLOCK_CC} i32 @{name}({FUNCTION_ARGS}) nounwind {{\nentry:\n"
                 + "\n".join(fn.entry) + "\n" + body + "\n}\n"), fn.b.intrinsics
 
 
