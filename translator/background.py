@@ -148,34 +148,45 @@ class Background:
                 self._cv.notify_all()
 
     def _compile(self, text: str, tm, pb, layout: str, triple: str) -> bytes:
-        ctx = llvm.create_context()
+        return emit_object(text, tm, pb if self.opt_level else None, layout, triple)
+
+
+def emit_object(text: str, tm, pb, layout: str, triple: str, times: list | None = None) -> bytes:
+    """Object code of the IR module `text`: parsed and verified in an LLVM context of its own,
+    optimised with the pass builder `pb` (None: not at all), emitted by `tm`, all without
+    llvmlite's lock (any thread may call it, with a target machine and pass builder that only
+    it uses). `times`, when given, gets the seconds parsing and verifying took."""
+    t0 = time.perf_counter()
+    ctx = llvm.create_context()
+    try:
+        with ffi.OutputString() as err:
+            ref = _raw("LLVMPY_ParseAssembly")(ctx, ctypes.c_char_p(text.encode()), err)
+            if not ref:
+                raise RuntimeError(f"LLVM IR parsing error\n{err}")
+        mod = llvm.ModuleRef(ref, ctx)
         try:
+            mod.data_layout = layout
+            mod.triple = triple
             with ffi.OutputString() as err:
-                ref = _raw("LLVMPY_ParseAssembly")(ctx, ctypes.c_char_p(text.encode()), err)
-                if not ref:
-                    raise RuntimeError(f"LLVM IR parsing error\n{err}")
-            mod = llvm.ModuleRef(ref, ctx)
+                if _raw("LLVMPY_VerifyModule")(mod, err):
+                    raise RuntimeError(str(err))
+            if times is not None:
+                times.append(time.perf_counter() - t0)
+            if pb is not None:        # (a pipeline runs once: a new one each time)
+                _raw("LLVMPY_RunNewModulePassManager")(pb.getModulePassManager(), mod, pb)
+            with ffi.OutputString() as err:
+                buf = _raw("LLVMPY_TargetMachineEmitToMemory")(tm, mod, 1, err)
+                if not buf:
+                    raise RuntimeError(str(err))
             try:
-                mod.data_layout = layout
-                mod.triple = triple
-                with ffi.OutputString() as err:
-                    if _raw("LLVMPY_VerifyModule")(mod, err):
-                        raise RuntimeError(str(err))
-                if self.opt_level:        # (a pipeline runs once: a new one each time)
-                    _raw("LLVMPY_RunNewModulePassManager")(pb.getModulePassManager(), mod, pb)
-                with ffi.OutputString() as err:
-                    buf = _raw("LLVMPY_TargetMachineEmitToMemory")(tm, mod, 1, err)
-                    if not buf:
-                        raise RuntimeError(str(err))
-                try:
-                    return ctypes.string_at(ffi.lib.LLVMPY_GetBufferStart(buf),
-                                            ffi.lib.LLVMPY_GetBufferSize(buf))
-                finally:
-                    ffi.lib.LLVMPY_DisposeMemoryBuffer(buf)
+                return ctypes.string_at(ffi.lib.LLVMPY_GetBufferStart(buf),
+                                        ffi.lib.LLVMPY_GetBufferSize(buf))
             finally:
-                mod.close()
+                ffi.lib.LLVMPY_DisposeMemoryBuffer(buf)
         finally:
-            ctx.close()
+            mod.close()
+    finally:
+        ctx.close()
 
 
 def _each(method: str):

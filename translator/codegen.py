@@ -86,11 +86,13 @@ class Codegen:
         if module.name in self._fresh:
             self._fresh[module.name] = bytes(buffer)
 
-    def compile_keyed(self, key: str, build_ir, names: list[str], suffix: str = persist.SUFFIX
-                      ) -> dict[str, int]:
+    def compile_keyed(self, key: str, build_ir, names: list[str], suffix: str = persist.SUFFIX,
+                      lockfree: bool = False) -> dict[str, int]:
         """Addresses of `names` in the module with this key: from this process, from the
         persistent store, or by compiling `build_ir()`. (`suffix`: the kind of store entry;
-        the store's statistics count translations, ".o", only.)"""
+        the store's statistics count translations, ".o", only. `lockfree`: compile outside
+        llvmlite's lock, to object code that is then loaded, so that another thread can
+        compile at the same time: see Translator._compile_cold.)"""
         addrs = self.loaded.get(key)
         if addrs is not None:
             return addrs
@@ -101,6 +103,22 @@ class Codegen:
                 if addrs is not None:
                     return addrs
         text = build_ir()
+        if lockfree:
+            from .background import emit_object
+            t0, times = time.perf_counter(), []
+            try:
+                data = emit_object(text, self.tm, self.pb if self.opt_level else None,
+                                   str(self.tm.target_data), self.tm.triple, times)
+            except RuntimeError as e:
+                raise CompileError(f"{e}\n--- IR ---\n{text}") from None
+            self.seconds_parse += times[0] if times else 0.0
+            self.seconds_compile += time.perf_counter() - t0 - (times[0] if times else 0.0)
+            addrs = self.load_object(key, data, names)
+            if addrs is None:
+                raise CompileError(f"{names} missing from the object code of {key}")
+            if self.store is not None:
+                self.store.put(key, data, suffix)
+            return addrs
         if self.store is not None:
             self._fresh[key] = b""
         addrs = self.compile(text, names, module_name=key)
