@@ -534,9 +534,20 @@ class FunctionLifter:
         if self.entries and len(self.blocks) > 1:
             b = self.b
             rip = b.emit(f"load i64, ptr {self.ptr('rip')}")
-            cases = " ".join(f"i64 {const(a, 64)}, label %{label}"
-                             for a, label in list(self.labels.items())[1:])
-            b.stmt(f"switch i64 {rip}, label %{self.labels[self.blocks[0].start]} [ {cases} ]")
+            others = list(self.labels.items())[1:]
+            first = self.labels[self.blocks[0].start]
+            if self.quick:
+                # Compares, not a switch: fast instruction selection cannot lower a switch,
+                # and the slow one's switch lowering was 10% of the cold tier's LLVM time.
+                for a, label in others:
+                    nxt = b.new_label("entry")
+                    b.stmt(f"br i1 {self.icmp('eq', 64, rip, const(a, 64))}, label %{label}, "
+                           f"label %{nxt}")
+                    b.label(nxt)
+                b.stmt(f"br label %{first}")
+            else:
+                cases = " ".join(f"i64 {const(a, 64)}, label %{label}" for a, label in others)
+                b.stmt(f"switch i64 {rip}, label %{first} [ {cases} ]")
         for i, block in enumerate(self.blocks):
             self.block, self.stop = block, self.stops.get(i)
             if self.labels:
