@@ -238,38 +238,40 @@ class Translator:
                     or (start != address and self.routine_at(start) is not None):
                 return None
             shapes.append((start, fault, raw))
-        codegen = self.cold if self.tiered else self.codegen
         ninsns = [n for *_, n in spec]
-        parts = self._cold_parts(len(shapes)) if self.tiered else [(0, len(shapes))]
-        for i, j in parts:
-            key = self.key("blocks", codegen, shapes[i:j])
-            if key not in codegen.loaded and (self.store is None or not self.store.has(key)):
+        if not self.tiered:
+            key = self.key("blocks", self.codegen, shapes)
+            if not self._have(self.codegen, key):
                 return None
-        if self.tiered:
-            return self._compile_cold(shapes, ninsns, None)
-        return self._compile(shapes, ninsns, None, hot=True)
+            return self._compile(shapes, ninsns, None, hot=True, key=key)
+        parts = self._cold_parts(shapes)
+        if not all(self._have(self.cold, key) for _, _, key in parts):
+            return None
+        return self._compile_cold(shapes, ninsns, None, parts)
 
-    def _cold_parts(self, n: int) -> list[tuple[int, int]]:
-        """How a cold region of n blocks is cut into modules: in two halves compiled at the
-        same time, one on this thread and one on a second (background=on, COLD_SPLIT blocks
-        or more), else one module."""
-        if self.knobs.background != "on" or n < COLD_SPLIT:
-            return [(0, n)]
-        return [(0, n // 2), (n // 2, n)]
+    def _have(self, codegen, key: str) -> bool:
+        """Is the module with this key in this process or in the persistent store?"""
+        return key in codegen.loaded or (self.store is not None and self.store.has(key))
 
-    def _compile_cold(self, shapes, ninsns, blocks) -> list[Translation]:
+    def _cold_parts(self, shapes) -> list[tuple[int, int, str]]:
+        """How a cold region of these block shapes is cut into modules, as (first, end, key):
+        in two halves compiled at the same time, one on this thread and one on a second
+        (background=on, COLD_SPLIT blocks or more), else one module."""
+        n = len(shapes)
+        cuts = [(0, n)] if self.knobs.background != "on" or n < COLD_SPLIT else \
+            [(0, n // 2), (n // 2, n)]
+        return [(i, j, self.key("blocks", self.cold, shapes[i:j])) for i, j in cuts]
+
+    def _compile_cold(self, shapes, ninsns, blocks, parts=None) -> list[Translation]:
         """The cold modules of a region's blocks (see _cold_parts). Both halves are compiled
         outside llvmlite's lock: LLVM works on separate contexts at once, and the blocks of a
         cold module each return to the dispatcher, so cutting a region in two changes no code.
         Measured on hello world's 141 cold modules: 0.43 s of LLVM one after another, 0.30 s
         on two threads."""
-        parts = self._cold_parts(len(shapes))
-        if len(parts) == 1:
-            return self._compile(shapes, ninsns, blocks, hot=False)
-        (i, k), (_, j) = parts
+        parts = parts or self._cold_parts(shapes)
         codegen, waiting = self.cold, None
-        key = self.key("blocks", codegen, shapes[k:j])
-        if key not in codegen.loaded and (self.store is None or not self.store.has(key)):
+        if len(parts) == 2 and not self._have(codegen, parts[1][2]):
+            k, j, key = parts[1]
             name = f"b{key[:20]}"
             if self.cold_worker is None:
                 from .background import Background
@@ -277,8 +279,8 @@ class Translator:
             self.cold_worker.submit(key, self._cold_ir(shapes[k:j], blocks and blocks[k:j],
                                                        name))
             waiting = (key, name)
-        out = self._compile(shapes[i:k], ninsns[i:k], blocks and blocks[i:k], hot=False,
-                            lockfree=waiting is not None)
+        i, k, key = parts[0]
+        out = self._compile(shapes[i:k], ninsns[i:k], blocks and blocks[i:k], hot=False, key=key)
         if waiting is not None:
             t0 = time.perf_counter()
             self.cold_worker.wait()
@@ -290,7 +292,10 @@ class Translator:
                 raise CompileError(f"{waiting[1]} missing from its object code")
             if self.store is not None:
                 self.store.put(done_key, data)
-        return out + self._compile(shapes[k:j], ninsns[k:j], blocks and blocks[k:j], hot=False)
+        for k, j, key in parts[1:]:
+            out += self._compile(shapes[k:j], ninsns[k:j], blocks and blocks[k:j], hot=False,
+                                 key=key)
+        return out
 
     def _cold_ir(self, shapes, blocks, name: str) -> str:
         """The module of cold blocks (decoded again from their shapes when `blocks` is None)."""
@@ -572,8 +577,8 @@ class Translator:
         return self._compile([_shape(b) for b in blocks], [len(b.insns) for b in blocks],
                              blocks, hot)
 
-    def _compile(self, shapes, ninsns, blocks, hot: bool, key: str | None = None,
-                 lockfree: bool = False) -> list[Translation]:
+    def _compile(self, shapes, ninsns, blocks, hot: bool, key: str | None = None
+                 ) -> list[Translation]:
         """The module of the blocks with these shapes ((start, fetch fault, bytes)); `blocks`
         are only needed when it is not in a cache (None: decode them again). Cold modules are
         compiled outside llvmlite's lock (see Codegen.compile_keyed), which also leaves out the
@@ -595,7 +600,7 @@ class Translator:
             self.stats.seconds_ir += time.perf_counter() - t1
             return ir
 
-        host = codegen.compile_keyed(key, build_ir, [name], lockfree=lockfree or not hot)[name]
+        host = codegen.compile_keyed(key, build_ir, [name], lockfree=not hot)[name]
         s = self.stats
         s.blocks += len(shapes)
         s.insns += sum(ninsns)
