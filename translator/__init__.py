@@ -377,6 +377,13 @@ class Translator:
                           for a in self.cache._by_page.get(p, ()))
         indirect = nearby if self.knobs.unit == "region" else None
         reached_pending: list[int] = []
+        if address in self.pending_heads:
+            # Its region is being compiled (the block lost its hold when another address took
+            # its slot in the dispatcher's table and it came back counting from 0): compiling
+            # it again, from what has run by now, cost strings a second or third -O2 of the
+            # same loops.
+            self.on_hold(address, True)
+            return []
         owner = self.exits.get(address)
         if owner in self.pending_heads:
             inside = {b.start for _, blocks in self.pending.values() if blocks[0].start == owner
