@@ -276,8 +276,8 @@ class Translator:
             if self.cold_worker is None:
                 from .background import Background
                 self.cold_worker = Background(0)
-            self.cold_worker.submit(key, self._cold_ir(shapes[k:j], blocks and blocks[k:j],
-                                                       name))
+            self.cold_worker.submit(key, self._blocks_ir(shapes[k:j], blocks and blocks[k:j],
+                                                         name))
             waiting = (key, name)
         i, k, key = parts[0]
         out = self._compile(shapes[i:k], ninsns[i:k], blocks and blocks[i:k], hot=False, key=key)
@@ -297,14 +297,15 @@ class Translator:
                                  key=key)
         return out
 
-    def _cold_ir(self, shapes, blocks, name: str) -> str:
-        """The module of cold blocks (decoded again from their shapes when `blocks` is None)."""
+    def _blocks_ir(self, shapes, blocks, name: str, chain: bool = False) -> str:
+        """The module of blocks entered at any of them (decoded again from their shapes when
+        `blocks` is None); `chain`: the optimising tier's, else the cold tier's."""
         todo = blocks
         if todo is None:
             todo = [self.decoder.decode_block(self.fetch, start, self.max_insns)
                     for start, _, _ in shapes]
         t1 = time.perf_counter()
-        text, used = self.lifter.lift(list(todo), name, chain=False, entries=True)
+        text, used = self.lifter.lift(list(todo), name, chain=chain, entries=True)
         ir = module_text([text], used)
         self.stats.seconds_ir += time.perf_counter() - t1
         return ir
@@ -594,20 +595,8 @@ class Translator:
         key = key or self.key("blocks", codegen, shapes)
         name = f"b{key[:20]}"
 
-        def build_ir() -> str:
-            if not hot:
-                return self._cold_ir(shapes, blocks, name)
-            todo = blocks
-            if todo is None:
-                todo = [self.decoder.decode_block(self.fetch, start, self.max_insns)
-                        for start, _, _ in shapes]
-            t1 = time.perf_counter()
-            text, used = self.lifter.lift(list(todo), name, chain=True, entries=True)
-            ir = module_text([text], used)
-            self.stats.seconds_ir += time.perf_counter() - t1
-            return ir
-
-        host = codegen.compile_keyed(key, build_ir, [name], lockfree=not hot)[name]
+        host = codegen.compile_keyed(key, lambda: self._blocks_ir(shapes, blocks, name, hot),
+                                     [name], lockfree=not hot)[name]
         s = self.stats
         s.blocks += len(shapes)
         s.insns += sum(ninsns)
