@@ -339,6 +339,9 @@ class Machine:
             *((("time compiling on the background thread",
                 f"{tr.background.seconds:.4f} s ({tr.background.jobs} regions)"),)
               if tr.background else ()),
+            *((("time compiling cold halves on a second thread",
+                f"{tr.cold_worker.seconds:.4f} s ({tr.cold_worker.jobs} modules)"),)
+              if tr.cold_worker else ()),
             ("time executing translated code", f"{self.seconds_native:.4f} s"),
             ("time in the runtime (syscalls, ...)", f"{runtime_s:.4f} s"),
             ("total run time", f"{self.seconds_run:.4f} s"),
