@@ -19,6 +19,7 @@ import time
 import llvmlite.binding as llvm
 
 from . import persist
+from .background import emit_object
 
 _initialised = False
 
@@ -104,7 +105,6 @@ class Codegen:
                     return addrs
         text = build_ir()
         if lockfree:
-            from .background import emit_object
             t0, times = time.perf_counter(), []
             try:
                 data = emit_object(text, self.tm, self.pb if self.opt_level else None,
