@@ -127,6 +127,25 @@ def test_random_bytes_never_crash_the_translator():
     assert tr.stats.blocks == 320
 
 
+def test_decoder_reads_capstone_records_at_the_offsets_of_its_package():
+    """The decoder opens capstone's library without importing its Python package: the record
+    offsets, constants and register ids it uses are those of the package (this version)."""
+    from capstone import x86 as cx86
+    from translator import decoder as d
+    assert d._LAYOUT == d._mirror_layout(capstone)
+    if capstone.cs_version()[:2] == (5, 0):
+        assert d.LAYOUT_5_0 == d._mirror_layout(capstone)
+    assert (d.CS_ARCH_X86, d.CS_MODE_64, d.CS_OPT_DETAIL, d.CS_OPT_ON) == (
+        capstone.CS_ARCH_X86, capstone.CS_MODE_64, capstone.CS_OPT_DETAIL, capstone.CS_OPT_ON)
+    assert (d.CS_GRP_JUMP, d.CS_GRP_CALL, d.CS_GRP_RET, d.CS_GRP_IRET) == (
+        capstone.CS_GRP_JUMP, capstone.CS_GRP_CALL, capstone.CS_GRP_RET, capstone.CS_GRP_IRET)
+    assert (d.X86_OP_REG, d.X86_OP_IMM, d.X86_OP_MEM) == (
+        cx86.X86_OP_REG, cx86.X86_OP_IMM, cx86.X86_OP_MEM)
+    assert (d.RIP, min(d.XMMS), min(d.STS), min(d.MMS)) == (
+        cx86.X86_REG_RIP, cx86.X86_REG_XMM0, cx86.X86_REG_ST0, cx86.X86_REG_MM0)
+    assert {cx86.X86_REG_RAX, cx86.X86_REG_AH, cx86.X86_REG_R15B} <= set(d.REGS)
+
+
 def test_capstone_groups_used_for_control_flow_are_stable():
     (j,) = disassemble(assemble("jmp 0x10"), 0)
     assert capstone.CS_GRP_JUMP in j.groups
@@ -168,12 +187,14 @@ def test_records_read_directly_match_capstones_own_python_objects(built_guests):
     reference is capstone's Python binding on the same bytes: every instruction of a libc
     program's text, field by field."""
     from elftools.elf.elffile import ELFFile
-    from translator.decoder import _CS, REGS, RIP, XMMS
+    from translator.decoder import REGS, RIP, XMMS
     with open(built_guests / "libcmix-glibc", "rb") as f:
         text = ELFFile(f).get_section_by_name(".text")
         code, base = text.data()[:200_000], text["sh_addr"]
     ours = disassemble(code, base)
-    theirs = list(_CS.disasm(code, base))
+    cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    cs.detail = True
+    theirs = list(cs.disasm(code, base))
     assert len(ours) == len(theirs) > 20_000
     for a, b in zip(ours, theirs):
         assert (a.address, a.size, a.raw, a.op_str) == (b.address, b.size, bytes(b.bytes),

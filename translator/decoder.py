@@ -15,11 +15,10 @@ touches capstone objects, and so that tests can build them directly.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
+import os
 import struct
 from dataclasses import dataclass, field
-
-import capstone
-from capstone import x86 as cx86
 
 from . import rewrite
 from .state import GPR_NAMES
@@ -27,14 +26,81 @@ from .state import GPR_NAMES
 MAX_BLOCK_INSNS = 64
 MAX_INSN_LEN = 15
 
-_CS = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-_CS.detail = True
+
+# ---- capstone's C library, without its Python package ------------------------------------------
+# Importing capstone's package costs a cold start about 20 ms (it loads every architecture's
+# constants, ctypes.util, subprocess, inspect), and the decoder uses none of its Python
+# objects: it opens the library the package ships and reads the C records at the offsets of
+# capstone 5.0's structures, which `_mirror_layout` takes from the package's ctypes mirrors
+# (tests/test_decoder.py checks that both agree; another capstone version uses the mirrors).
+CS_ARCH_X86, CS_MODE_64, CS_OPT_DETAIL, CS_OPT_ON = 3, 8, 2, 3
+CS_GRP_JUMP, CS_GRP_CALL, CS_GRP_RET, CS_GRP_IRET = 1, 2, 3, 5
+X86_OP_REG, X86_OP_IMM, X86_OP_MEM = 1, 2, 3
+# cs_insn: size, address, size, bytes, mnemonic, op_str, detail; cs_detail: groups,
+# groups_count, the arch union; cs_x86: prefix, op_count, operands; cs_x86_op: size, value,
+# size field.
+LAYOUT_5_0 = {"insn": (248, 8, 16, 18, 42, 74, 240), "detail": (83, 91, 96),
+              "x86": (0, 64, 72), "op": (48, 8, 32)}
+
+
+def _mirror_layout(capstone) -> dict:
+    """The offsets the decoder reads, from the ctypes mirrors of capstone's Python package."""
+    insn, detail, op, x86 = (capstone._cs_insn, capstone._cs_detail, capstone.x86.X86Op,
+                             capstone.x86.CsX86)
+    return {"insn": (ctypes.sizeof(insn), insn.address.offset, insn.size.offset,
+                     insn.bytes.offset, insn.mnemonic.offset, insn.op_str.offset,
+                     insn.detail.offset),
+            "detail": (detail.groups.offset, detail.groups_count.offset, detail.arch.offset),
+            "x86": (x86.prefix.offset, x86.op_count.offset, x86.operands.offset),
+            "op": (ctypes.sizeof(op), op.value.offset, op.size.offset)}
+
+
+def _open_library():
+    """capstone's library (the one its package ships) and the layout of its records."""
+    spec = importlib.util.find_spec("capstone")
+    where = list(spec.submodule_search_locations or []) if spec else []
+    path = os.path.join(where[0], "lib", "libcapstone.so") if where else ""
+    if os.path.exists(path):
+        lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_DEEPBIND", 0))
+        lib.cs_version.restype = ctypes.c_int
+        lib.cs_version.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
+        if lib.cs_version(None, None) >> 8 == 5 and lib.cs_version(None, None) & 0xFF == 0:
+            return lib, LAYOUT_5_0
+    import capstone                # elsewhere, or another version: the package's own view
+    return capstone._cs, _mirror_layout(capstone)
+
+
+_lib, _LAYOUT = _open_library()
+_lib.cs_open.restype = ctypes.c_int
+_lib.cs_open.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_size_t))
+_lib.cs_option.restype = ctypes.c_int
+_lib.cs_option.argtypes = (ctypes.c_size_t, ctypes.c_int, ctypes.c_size_t)
+_lib.cs_reg_name.restype = ctypes.c_char_p
+_lib.cs_reg_name.argtypes = (ctypes.c_size_t, ctypes.c_uint)
+_HANDLE = ctypes.c_size_t()
+if _lib.cs_open(CS_ARCH_X86, CS_MODE_64, ctypes.byref(_HANDLE)) \
+        or _lib.cs_option(_HANDLE, CS_OPT_DETAIL, CS_OPT_ON):
+    raise ImportError("capstone could not open an x86-64 decoder")
+_HANDLE = _HANDLE.value
+
+
+def reg_name(reg_id: int) -> str | None:
+    """capstone's name of a register id (None for ids it has no register for)."""
+    name = _lib.cs_reg_name(_HANDLE, reg_id)
+    return name.decode() if name else None
+
+
+_REG_IDS = {}                  # capstone's register name -> id
+for _id in range(1, 1024):
+    _name = reg_name(_id)
+    if _name:
+        _REG_IDS[_name] = _id
 
 # capstone register id -> (gpr index, size in bytes, high-byte register?)
 REGS: dict[int, tuple[int, int, bool]] = {}
-RIP = cx86.X86_REG_RIP
-SEGS = {cx86.X86_REG_FS: "fs", cx86.X86_REG_GS: "gs", cx86.X86_REG_CS: None,
-        cx86.X86_REG_DS: None, cx86.X86_REG_ES: None, cx86.X86_REG_SS: None}
+RIP = _REG_IDS["rip"]
+SEGS = {_REG_IDS["fs"]: "fs", _REG_IDS["gs"]: "gs", _REG_IDS["cs"]: None,
+        _REG_IDS["ds"]: None, _REG_IDS["es"]: None, _REG_IDS["ss"]: None}
 
 
 def _build_register_map() -> None:
@@ -54,16 +120,15 @@ def _build_register_map() -> None:
         names[r8] = (idx, 1, False)
         if hi:
             names[hi] = (idx, 1, True)
-    for reg_id in range(1, cx86.X86_REG_ENDING):
-        name = _CS.reg_name(reg_id)
+    for name, reg_id in _REG_IDS.items():
         if name in names:
             REGS[reg_id] = names[name]
 
 
 _build_register_map()
-XMMS = {getattr(cx86, f"X86_REG_XMM{i}"): i for i in range(16)}
-STS = {getattr(cx86, f"X86_REG_ST{i}"): i for i in range(8)}     # x87 stack registers st(i)
-MMS = {getattr(cx86, f"X86_REG_MM{i}"): i for i in range(8)}     # MMX registers mm0-mm7
+XMMS = {_REG_IDS[f"xmm{i}"]: i for i in range(16)}
+STS = {_REG_IDS[f"st({i})"]: i for i in range(8)}     # x87 stack registers st(i)
+MMS = {_REG_IDS[f"mm{i}"]: i for i in range(8)}       # MMX registers mm0-mm7
 
 
 @dataclass(slots=True)
@@ -116,35 +181,29 @@ class Insn:
     @property
     def is_branch(self) -> bool:
         g = self.groups
-        return (capstone.CS_GRP_JUMP in g or capstone.CS_GRP_CALL in g
-                or capstone.CS_GRP_RET in g or capstone.CS_GRP_IRET in g)
+        return CS_GRP_JUMP in g or CS_GRP_CALL in g or CS_GRP_RET in g or CS_GRP_IRET in g
 
 
 PREFIX_WORDS = {"rep", "repe", "repz", "repne", "repnz", "lock", "bnd", "notrack", "xacquire",
                 "xrelease"}
 
 
-# Instructions are read straight from capstone's C records (the layouts of its own ctypes
-# mirrors): its Python objects copy every detail of every instruction, which cost decoding
-# 25-40 microseconds an instruction, more than the rest of its work.
-_lib = capstone._cs
+# Instructions are read straight from capstone's C records: the Python objects of its package
+# copy every detail of every instruction, which cost decoding 25-40 microseconds an
+# instruction, more than the rest of its work.
 _lib.cs_malloc.restype = ctypes.c_void_p
 _lib.cs_malloc.argtypes = (ctypes.c_size_t,)
 _lib.cs_disasm_iter.restype = ctypes.c_bool
 _lib.cs_disasm_iter.argtypes = (ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p),
                                 ctypes.POINTER(ctypes.c_size_t),
                                 ctypes.POINTER(ctypes.c_uint64), ctypes.c_void_p)
-_INSN = capstone._cs_insn
-_X86 = capstone._cs_detail.arch.offset            # the x86 record in the detail's union
-_OP = cx86.X86Op
-_OPS = _X86 + cx86.CsX86.operands.offset
-_DETAIL_BYTES = _OPS + 8 * ctypes.sizeof(_OP)
-_GROUPS, _NGROUPS = capstone._cs_detail.groups.offset, capstone._cs_detail.groups_count.offset
-_PREFIX, _NOPS = _X86 + cx86.CsX86.prefix.offset, _X86 + cx86.CsX86.op_count.offset
-_OP_SIZE, _OP_VALUE, _OP_SIZE_FIELD = ctypes.sizeof(_OP), _OP.value.offset, _OP.size.offset
-_INSN_FIELDS = struct.Struct(f"<{_INSN.address.offset}xQH")       # address, size
-_BYTES, _MNEMONIC, _OP_STR = _INSN.bytes.offset, _INSN.mnemonic.offset, _INSN.op_str.offset
-_DETAIL_PTR = struct.Struct(f"<{_INSN.detail.offset}xQ")
+_INSN_SIZE, _ADDRESS, _SIZE, _BYTES, _MNEMONIC, _OP_STR, _DETAIL = _LAYOUT["insn"]
+_GROUPS, _NGROUPS, _X86 = _LAYOUT["detail"]
+_PREFIX, _NOPS, _OPS = (_X86 + at for at in _LAYOUT["x86"])
+_OP_SIZE, _OP_VALUE, _OP_SIZE_FIELD = _LAYOUT["op"]
+_DETAIL_BYTES = _OPS + 8 * _OP_SIZE
+_INSN_FIELDS = struct.Struct(f"<{_ADDRESS}xQH")       # address, size (adjacent in cs_insn)
+_DETAIL_PTR = struct.Struct(f"<{_DETAIL}xQ")
 _MEM = struct.Struct("<IIIiq")                    # segment, base, index, scale, disp
 _I32, _I64 = struct.Struct("<I"), struct.Struct("<q")
 
@@ -158,7 +217,7 @@ def _operand(d: bytes, at: int) -> Operand:
     kind = _I32.unpack_from(d, at)[0]
     value = at + _OP_VALUE
     size = d[at + _OP_SIZE_FIELD]
-    if kind == cx86.X86_OP_REG:
+    if kind == X86_OP_REG:
         reg = _I32.unpack_from(d, value)[0]
         if reg in XMMS:
             return Operand("xmm", 16, reg=XMMS[reg])
@@ -167,10 +226,10 @@ def _operand(d: bytes, at: int) -> Operand:
         if reg in MMS:
             return Operand("mm", 8, reg=MMS[reg])
         if reg not in REGS:
-            raise NotImplementedError(f"register {_CS.reg_name(reg)}")
+            raise NotImplementedError(f"register {reg_name(reg)}")
         idx, size, high = REGS[reg]
         return Operand("reg", size, reg=idx, high=high)
-    if kind == cx86.X86_OP_IMM:
+    if kind == X86_OP_IMM:
         return Operand("imm", size, imm=_I64.unpack_from(d, value)[0])
     segment, base_reg, index_reg, scale, disp = _MEM.unpack_from(d, value)
     base = None
@@ -210,7 +269,7 @@ class _Stream:
     """Decodes instructions one at a time into one capstone record (cs_disasm_iter)."""
 
     def __init__(self):
-        self.insn = _lib.cs_malloc(_CS.csh)
+        self.insn = _lib.cs_malloc(_HANDLE)
         if not self.insn:
             raise MemoryError("capstone could not allocate an instruction record")
 
@@ -222,9 +281,9 @@ class _Stream:
         left, pc = ctypes.c_size_t(len(code)), ctypes.c_uint64(address)
         rec, n = self.insn, 0
         while (count is None or n < count) and _lib.cs_disasm_iter(
-                _CS.csh, ctypes.byref(ptr), ctypes.byref(left), ctypes.byref(pc), rec):
+                _HANDLE, ctypes.byref(ptr), ctypes.byref(left), ctypes.byref(pc), rec):
             n += 1
-            yield _record(ctypes.string_at(rec, ctypes.sizeof(_INSN)))
+            yield _record(ctypes.string_at(rec, _INSN_SIZE))
 
 
 _STREAM = _Stream()
@@ -275,9 +334,9 @@ class Block:
         g = last.groups
         if last.invalid or last.rule is not None and last.rule.ends_run:
             return []
-        if capstone.CS_GRP_RET in g or capstone.CS_GRP_IRET in g:
+        if CS_GRP_RET in g or CS_GRP_IRET in g:
             return []
-        if capstone.CS_GRP_JUMP in g or capstone.CS_GRP_CALL in g:
+        if CS_GRP_JUMP in g or CS_GRP_CALL in g:
             out = []
             if last.ops and last.ops[0].kind == "imm":
                 out.append(last.ops[0].imm & 0xFFFFFFFFFFFFFFFF)
