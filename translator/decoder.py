@@ -131,7 +131,7 @@ STS = {_REG_IDS[f"st({i})"]: i for i in range(8)}     # x87 stack registers st(i
 MMS = {_REG_IDS[f"mm{i}"]: i for i in range(8)}       # MMX registers mm0-mm7
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Operand:
     kind: str                 # "reg", "xmm", "mm", "st" (x87 st(i)), "imm" or "mem"
     size: int                 # bytes
@@ -202,6 +202,7 @@ _GROUPS, _NGROUPS, _X86 = _LAYOUT["detail"]
 _PREFIX, _NOPS, _OPS = (_X86 + at for at in _LAYOUT["x86"])
 _OP_SIZE, _OP_VALUE, _OP_SIZE_FIELD = _LAYOUT["op"]
 _DETAIL_BYTES = _OPS + 8 * _OP_SIZE
+_OP_KEY = _OP_SIZE_FIELD + 1          # type, value and size: all an Operand is made of
 _INSN_FIELDS = struct.Struct(f"<{_ADDRESS}xQH")       # address, size (adjacent in cs_insn)
 _DETAIL_PTR = struct.Struct(f"<{_DETAIL}xQ")
 _MEM = struct.Struct("<IIIiq")                    # segment, base, index, scale, disp
@@ -213,7 +214,22 @@ def _text(raw: bytes, offset: int, size: int) -> str:
     return field[:field.index(0)].decode() if 0 in field else field.decode()
 
 
+_OPERANDS: dict[bytes, Operand] = {}     # an operand record's bytes -> its Operand (shared)
+
+
 def _operand(d: bytes, at: int) -> Operand:
+    """The Operand of the record at `at` of a detail; records decoded before are shared (an
+    Operand is frozen): most operands are the same few registers and stack slots."""
+    key = d[at:at + _OP_KEY]
+    op = _OPERANDS.get(key)
+    if op is None:
+        if len(_OPERANDS) >= 1 << 16:
+            _OPERANDS.clear()
+        op = _OPERANDS[key] = _new_operand(d, at)
+    return op
+
+
+def _new_operand(d: bytes, at: int) -> Operand:
     kind = _I32.unpack_from(d, at)[0]
     value = at + _OP_VALUE
     size = d[at + _OP_SIZE_FIELD]
@@ -279,9 +295,9 @@ class _Stream:
         buf = ctypes.c_char_p(code)        # keeps `code` referenced while capstone reads it
         ptr = ctypes.c_void_p(ctypes.cast(buf, ctypes.c_void_p).value)
         left, pc = ctypes.c_size_t(len(code)), ctypes.c_uint64(address)
-        rec, n = self.insn, 0
-        while (count is None or n < count) and _lib.cs_disasm_iter(
-                _HANDLE, ctypes.byref(ptr), ctypes.byref(left), ctypes.byref(pc), rec):
+        rec, n, step = self.insn, 0, _lib.cs_disasm_iter
+        at, left_at, pc_at = ctypes.byref(ptr), ctypes.byref(left), ctypes.byref(pc)
+        while (count is None or n < count) and step(_HANDLE, at, left_at, pc_at, rec):
             n += 1
             yield _record(ctypes.string_at(rec, _INSN_SIZE))
 
