@@ -17,10 +17,22 @@ import re
 
 from .irbuilder import SYNC, IRBuilder, const
 from .knobs import Knobs
-from .semantics import SEMANTICS
 from .state import (ADDRESS_LIMIT, FLAG_NAMES, GPR_NAMES, LLVM_TYPE, PAGE_SHIFT, PERM_R, PERM_W,
                     SIGSEGV, TABLE_ENTRY, Exit, access_fault, field_index, table_index,
                     table_index_ir)
+
+_SEMANTICS: dict | None = None
+
+
+def semantics() -> dict:
+    """The semantics registry (translator/semantics), imported when first needed: a warm run
+    lifts nothing, and importing every instruction family cost each start 7 ms."""
+    global _SEMANTICS
+    if _SEMANTICS is None:
+        from .semantics import SEMANTICS
+        _SEMANTICS = SEMANTICS
+    return _SEMANTICS
+
 
 STATE_TYPE = f"%State = type {LLVM_TYPE}\n"
 MODULE_HEADER = STATE_TYPE + f"""
@@ -435,10 +447,11 @@ def flag_liveness(insns, stop: int | None = None) -> tuple[list[frozenset], list
     live = ALL_FLAGS
     out = [ALL_FLAGS] * len(insns)
     before = [ALL_FLAGS] * len(insns)
+    sems = semantics()
     for i in range(len(insns) - 1, -1, -1):
         out[i] = live
         insn = insns[i]
-        sem = None if insn.rule is not None or insn.bad_operands else SEMANTICS.get(insn.mnemonic)
+        sem = None if insn.rule is not None or insn.bad_operands else sems.get(insn.mnemonic)
         if sem is None or (stop is not None and i >= stop):
             live = ALL_FLAGS
         else:
@@ -578,6 +591,7 @@ class FunctionLifter:
             self._trace_room(len(insns))
         if knobs.counting:
             self._retire_count()
+        sems = semantics()
         for i, insn in enumerate(insns):
             self.insn, self.index = insn, i
             self.near_sp = False
@@ -589,7 +603,7 @@ class FunctionLifter:
             if rule is not None:
                 self._rewrite(insn, rule)
                 continue
-            sem = SEMANTICS.get(insn.mnemonic)
+            sem = sems.get(insn.mnemonic)
             if sem is None or insn.bad_operands or i == self.stop:
                 self._exit_at(insn.address, Exit.UNSUPPORTED)
                 break
@@ -615,7 +629,7 @@ class FunctionLifter:
             rule = insn.rule
             if rule is not None and rule.action == "fault":
                 return i + 1 if rule.after else i
-            if rule is None and (SEMANTICS.get(insn.mnemonic) is None or insn.bad_operands
+            if rule is None and (semantics().get(insn.mnemonic) is None or insn.bad_operands
                                  or i == self.stop):
                 return i
         return len(self.block.insns)
