@@ -23,8 +23,27 @@ def _int(text: str) -> int:
     return int(text, 0)
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's help formatter, told the terminal's width (argparse asks shutil, whose import
+    cost every start 2 ms, since argparse makes a formatter for each argument added)."""
+    try:
+        width = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        try:
+            width = os.get_terminal_size(sys.stdout.fileno()).columns
+        except (OSError, ValueError):
+            width = 80
+    return argparse.HelpFormatter(prog, width=max(width, 40) - 2)
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _formatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jitbt", description="Run x86-64 Linux programs through a "
+    p = _Parser(prog="jitbt", description="Run x86-64 Linux programs through a "
                                 "dynamic binary translator built on capstone and LLVM.")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a static x86-64 Linux program")
