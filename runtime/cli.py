@@ -259,5 +259,20 @@ def main(argv: list[str] | None = None) -> int:
         return 70
 
 
+def entry() -> None:
+    """The `jitbt` command: main(), then out of the process at once. By then the run has
+    written all it owes the outside (the guest's output went to its file descriptors, the
+    persistent cache and --trace are written and the background threads finished); what
+    Python's teardown would add, freeing LLVM's engines, every translation and every module,
+    cost a run 20-35 ms (static hello world: a sixth of a warm run)."""
+    status = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        status = status or 141
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
