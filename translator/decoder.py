@@ -64,7 +64,7 @@ def _open_library():
         lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_DEEPBIND", 0))
         lib.cs_version.restype = ctypes.c_int
         lib.cs_version.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
-        if lib.cs_version(None, None) >> 8 == 5 and lib.cs_version(None, None) & 0xFF == 0:
+        if lib.cs_version(None, None) == 5 << 8:          # 5.0: (major << 8) | minor
             return lib, LAYOUT_5_0
     import capstone                # elsewhere, or another version: the package's own view
     return capstone._cs, _mirror_layout(capstone)
