@@ -156,7 +156,7 @@ def die_of(signo: int) -> None:
 
 
 def cmd_blocks(a) -> int:
-    from translator.lifter import module_text
+    from translator.lifter import module_text, semantics
 
     from .machine import Machine, Options
     m = Machine(Options())
@@ -171,7 +171,7 @@ def cmd_blocks(a) -> int:
         out.write(f"block {block.start:#x}..{block.end:#x} ({len(block.insns)} instructions)\n")
         for insn in block.insns:
             note = f"   ; {insn.rule.action}: {insn.rule.reason}" if insn.rule else ""
-            if not insn.rule and (insn.mnemonic not in _semantics() or insn.bad_operands):
+            if not insn.rule and (insn.mnemonic not in semantics() or insn.bad_operands):
                 note = "   ; no semantics yet: runs as SIGILL"
             out.write(f"  {insn.describe()}{note}\n")
         if block.fetch_fault is not None:
@@ -224,11 +224,6 @@ def cmd_conformance(a) -> int:
     return 0 if result.ok else 1
 
 
-def _semantics():
-    from translator.semantics import SEMANTICS
-    return SEMANTICS
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -264,7 +259,7 @@ def entry() -> None:
     written all it owes the outside (the guest's output went to its file descriptors, the
     persistent cache and --trace are written and the background threads finished); what
     Python's teardown would add, freeing LLVM's engines, every translation and every module,
-    cost a run 20-35 ms (static hello world: a sixth of a warm run)."""
+    cost a run 15-35 ms (static hello world: an eighth of a warm run)."""
     status = main()
     try:
         sys.stdout.flush()

@@ -26,7 +26,7 @@ _SEMANTICS: dict | None = None
 
 def semantics() -> dict:
     """The semantics registry (translator/semantics), imported when first needed: a warm run
-    lifts nothing, and importing every instruction family cost each start 7 ms."""
+    lifts nothing, and importing every instruction family cost each start about 6 ms."""
     global _SEMANTICS
     if _SEMANTICS is None:
         from .semantics import SEMANTICS
