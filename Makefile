@@ -1,5 +1,6 @@
 # jitbt: a dynamic binary translator for x86-64 Linux programs.
-#   make run     set up everything (virtual environment, guest programs) and run a guest under jitbt
+#   make run     set up everything (virtual environment, guest programs, the interpreter's handler
+#                library) and run a guest under jitbt
 #   make test    run the test suite
 #   make guests  build the guest programs
 #   make bench   run the benchmark suite: native vs jitbt vs qemu-x86_64 (minutes; not part of test)
@@ -10,9 +11,9 @@ BIN    := $(VENV)/bin
 # Debian packages the build and the tests need (busybox-static, not Debian's dynamic busybox)
 DEBS   := gcc make binutils musl-tools qemu-user busybox-static
 
-.PHONY: run test guests deps venv clean bench
+.PHONY: run test guests deps venv clean bench prepare
 
-run: venv guests
+run: venv guests prepare
 	$(BIN)/jitbt run guests/build/hello
 	$(BIN)/jitbt run --stats guests/build/crc32-O2
 
@@ -26,6 +27,11 @@ bench: venv deps
 
 guests: deps
 	$(MAKE) -s -C guests
+
+# The interpreter's handlers (translator/handlers.py), compiled once for every instruction shape
+# of the conformance forms and the guests, into $XDG_CACHE_HOME/jitbt/handlers (seconds).
+prepare: venv guests
+	$(BIN)/jitbt prepare guests/build/*
 
 # Install missing Debian packages (CI machines start with only what this Makefile installs).
 deps:

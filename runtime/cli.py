@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "direct branches (default 4)")
     b.add_argument("--optimised", action="store_true", help="show the IR after optimisation")
     b.add_argument("--no-ir", action="store_true", help="show the instructions only")
+    h = sub.add_parser("prepare", help="compile the interpreter's handlers for every "
+                       "instruction shape of the conformance forms and of PROGRAMs, once")
+    h.add_argument("programs", nargs="*", metavar="PROGRAM", help="programs whose "
+                   "instructions to take too (every shape in their executable sections)")
     k = sub.add_parser("conformance", help="run every instruction form on the host CPU and "
                        "under jitbt and report the mismatches (exit status 1 if any differs on "
                        "defined state)")
@@ -200,6 +204,23 @@ def cmd_cache(a) -> int:
     return 0
 
 
+def cmd_prepare(a) -> int:
+    """Build the interpreter's handler library (translator/handlers.py) as one chunk."""
+    from elftools.common.exceptions import ELFError
+
+    from translator.codegen import Codegen
+    from translator.handlers import HandlerLibrary, prepare
+    from translator.knobs import Knobs
+    lib = HandlerLibrary(Codegen(2), Knobs())
+    try:
+        n, seconds = prepare(lib, a.programs)
+    except (OSError, ELFError) as e:
+        raise JitbtError(f"prepare: {e}") from None
+    print(f"{lib.folder}: {n} handlers ({len(lib.static)} shapes by encoding) "
+          f"in {seconds:.1f} s")
+    return 0
+
+
 def cmd_conformance(a) -> int:
     import json
 
@@ -237,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "conformance":
             return cmd_conformance(args)
+        if args.command == "prepare":
+            return cmd_prepare(args)
         return cmd_blocks(args)
     except JitbtError as e:
         sys.stderr.write(f"jitbt: {e}\n")

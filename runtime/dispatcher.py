@@ -31,6 +31,12 @@ EMPTY = (1 << 64) - 1
 # 20-40 ms of -O2; 2,000 runs promoted code that never repaid it (sort compiled 156 blocks hot
 # instead of 126, 0.4 s more, and ran no faster).
 HOT_THRESHOLD = 20000
+# Runs of an interpreted block (knob baseline=interp) before it is compiled by the cold tier.
+# An interpreted entry starts counting at HOT_THRESHOLD - BASELINE_RUNS, so that it leaves with
+# Exit.HOT after that many runs like a cold block after HOT_THRESHOLD (``count`` takes the
+# offset off again).
+BASELINE_RUNS = 64
+INTERP_START = HOT_THRESHOLD - BASELINE_RUNS
 NEVER = 1 << 62           # the count given to entries that must never turn hot
 HELD = 1 << 61            # ... and to blocks of a region being compiled (Dispatcher.hold)
 PERF_MAP = "JITBT_PERF_MAP"   # set to 1: write /tmp/perf-PID.map for perf (write_perf_map)
@@ -38,7 +44,7 @@ PERF_MAP = "JITBT_PERF_MAP"   # set to 1: write /tmp/perf-PID.map for perf (writ
 
 class Entry(ctypes.Structure):
     _fields_ = [("key", ctypes.c_uint64), ("fn", ctypes.c_uint64), ("count", ctypes.c_uint64),
-                ("pad", ctypes.c_uint64)]
+                ("data", ctypes.c_uint64)]
 
 
 def _hash_ir(rip: str) -> list[str]:
@@ -80,7 +86,9 @@ count:
 run:
   %fp = getelementptr {TABLE_ENTRY}, ptr %table, i64 %h, i32 1
   %fn = load ptr, ptr %fp
-  %r = call {BLOCK_CC} i32 %fn(ptr %st, ptr %mem, ptr %perm)
+  %dp = getelementptr {TABLE_ENTRY}, ptr %table, i64 %h, i32 3
+  %data = load ptr, ptr %dp
+  %r = call {BLOCK_CC} i32 %fn(ptr %st, ptr %mem, ptr %perm, ptr %data)
   %hits = load i64, ptr %hits_p
   %hits1 = add i64 %hits, 1
   store i64 %hits1, ptr %hits_p
@@ -129,13 +137,15 @@ class Dispatcher:
                 f.write(f"{a:x} {min(b - a, 1 << 16):x} {self.perf_map[a]}\n")
 
     def insert(self, t, count: int = 0) -> None:
-        """Enter a translation; a cold one starts counting towards HOT_THRESHOLD from `count`."""
+        """Enter a translation; a cold one starts counting towards HOT_THRESHOLD from `count`,
+        an interpreted one towards BASELINE_RUNS."""
         if self.perf_map is not None:
             self.perf_map[t.host] = f"guest_{t.address:x}_{'hot' if t.hot else 'cold'}"
         e = self.table[table_index(t.address)]
         e.key = t.address
         e.fn = t.host
-        e.count = NEVER if t.hot else count
+        e.data = t.data
+        e.count = NEVER if t.hot else count + (INTERP_START if t.data else 0)
 
     def hold(self, address: int) -> None:
         """A block of a region being compiled in the background: it must not turn hot on its
@@ -149,18 +159,22 @@ class Dispatcher:
         enough, it heads a region of its own)."""
         e = self.table[table_index(address)]
         if e.key == address and HELD <= e.count < NEVER:
-            e.count = 0
+            e.count = INTERP_START if e.data else 0
 
     def recount(self, address: int) -> None:
         """A block that turned hot but heads no region (yet): it counts afresh."""
         e = self.table[table_index(address)]
         if e.key == address and e.count < HELD:
-            e.count = 0
+            e.count = INTERP_START if e.data else 0
 
     def count(self, address: int) -> int:
         """How often the block at `address` ran since it was entered (0 if it is not there)."""
         e = self.table[table_index(address)]
-        return e.count if e.key == address else 0
+        if e.key != address:
+            return 0
+        if e.data and e.count < HELD:
+            return max(0, e.count - INTERP_START)
+        return e.count
 
     def remove(self, t) -> None:
         e = self.table[table_index(t.address)]

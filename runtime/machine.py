@@ -184,11 +184,18 @@ class Machine:
             if tr.pending:                  # hot regions compiled in the background
                 for t in tr.finished():
                     disp.insert(t)
+            if tr.handlers is not None and tr.handlers.building:
+                tr.handlers.poll()          # interpreter handlers built in the background
 
     def _serve(self, code: int) -> None:
         """Do what translated code left the dispatcher for (other than a miss)."""
         st, disp = self.state, self.dispatcher
-        if code == Exit.HOT:
+        if code == Exit.HOT and self.translator.is_interpreted(st.rip):
+            # An interpreted block ran BASELINE_RUNS times: compiled now, with the blocks
+            # around it that ran, each counting on towards HOT_THRESHOLD.
+            for t, runs in self.translator.warm_up(st.rip, disp.count):
+                disp.insert(t, runs)
+        elif code == Exit.HOT:
             out = self.translator.promote(st.rip, lambda a: disp.count(a) >= WARM)
             for t in out:
                 disp.insert(t)
@@ -311,8 +318,19 @@ class Machine:
         parse = sum(cg.seconds_parse for cg in tr.codegens)
         compile_ = sum(cg.seconds_compile for cg in tr.codegens)
         runtime_s = max(0.0, self.seconds_run - self.seconds_native - s.seconds_decode
-                        - s.seconds_ir - parse - compile_)
+                        - s.seconds_records - s.seconds_ir - parse - compile_)
+        lib = tr.handlers
         rows = [
+            *((("blocks interpreted first", f"{s.interp_blocks}"),
+               ("instructions interpreted first", f"{s.interp_insns}"),
+               ("  of which from stored records",
+                f"{tr.records.loaded if tr.records else 0} blocks"),
+               ("blocks compiled once interpreted", f"{s.warmed} ({s.warm_insns} instructions)"),
+               ("handler library", f"{len(lib.addr)} handlers, {len(lib.chunks)} chunks, "
+                f"loading {lib.seconds_load:.4f} s; built {lib.built} this run "
+                f"({lib.seconds_build:.4f} s here)"
+                + (f", {lib.corrupt} corrupt chunks removed" if lib.corrupt else "")))
+              if lib is not None else ()),
             ("blocks translated", f"{s.blocks}"),
             ("blocks decoded", f"{s.decoded}"),
             ("guest instructions translated", f"{s.insns}"),
@@ -331,6 +349,8 @@ class Machine:
             ("persistent cache", self._store_text()),
             ("returns to the runtime", ", ".join(f"{k} {v}" for k, v in self.exit_counts.items() if v)),
             ("time decoding", f"{s.seconds_decode:.4f} s"),
+            *((("time making interpreter records", f"{s.seconds_records:.4f} s"),)
+              if lib is not None else ()),
             ("time building IR", f"{s.seconds_ir:.4f} s"),
             ("time parsing IR", f"{parse:.4f} s"),
             ("time optimising + compiling", f"{compile_:.4f} s"),

@@ -14,8 +14,11 @@ GUESTS = ROOT / "guests"
 BUILD = GUESTS / "build"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The persistent translation cache of every jitbt the tests start lives in a folder of this test
-# session, never the user's (tests that need a fresh one set their own).
-os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="jitbt-test-cache-")
+# session, never the user's (tests that need a fresh one set their own). pytest-xdist's workers
+# inherit it from the controlling process, so that they share one handler library.
+if "JITBT_TEST_CACHE" not in os.environ:
+    os.environ["JITBT_TEST_CACHE"] = tempfile.mkdtemp(prefix="jitbt-test-cache-")
+os.environ["XDG_CACHE_HOME"] = os.environ["JITBT_TEST_CACHE"]
 
 
 def guest_list() -> list[str]:
@@ -27,8 +30,20 @@ def guest_list() -> list[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def built_guests():
-    """Build the guests if needed (make test does it first; this keeps `pytest` alone working)."""
+    """Build the guests if needed (make test does it first; this keeps `pytest` alone working),
+    and the interpreter's handler library for them and the conformance forms, as `make run`
+    does for a user (once for all workers: the first takes a lock and builds it)."""
+    import fcntl
     subprocess.run(["make", "-s", "-C", str(GUESTS)], check=True, capture_output=True)
+    cache = Path(os.environ["XDG_CACHE_HOME"])
+    with open(cache / "prepare.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (cache / "prepared").exists():
+            from translator.codegen import Codegen
+            from translator.handlers import HandlerLibrary, prepare
+            from translator.knobs import Knobs
+            prepare(HandlerLibrary(Codegen(2), Knobs()), sorted(map(str, BUILD.iterdir())))
+            (cache / "prepared").touch()
     return BUILD
 
 
@@ -48,10 +63,10 @@ def run_jitbt(*cli_args, stdin=b"", env=None, timeout=300, cwd=ROOT):
                           env=env, cwd=cwd, timeout=timeout)
 
 
-@pytest.fixture(scope="module", params=["hot", "cold"])
+@pytest.fixture(scope="module", params=["hot", "cold", "interp"])
 def cpus(request):
     """The host CPU and jitbt, each ready to run one instruction form (translator/conformance),
-    by each of jitbt's compiling tiers."""
+    by each of jitbt's compiling tiers and its interpreter."""
     from translator.conformance import HostCPU, JitCPU
     return HostCPU(), JitCPU(tier=request.param)
 

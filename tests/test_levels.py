@@ -81,8 +81,9 @@ def test_every_knob_is_in_the_cache_keys():
     variants = {"unit": "block", "flags": "precise", "smc": "off", "count": "on",
                 "clock": "virtual", "routines": "libc", "opt": 1, "region": 4, "trace": True,
                 "chain": "off"}
-    # memory has one value so far; background changes when hot code is compiled, not the code
-    assert set(variants) >= set(KNOBS) - {"memory", "background"}
+    # memory has one value so far; background and baseline change when code is compiled (and
+    # whether it is interpreted first), not the code: the last assertions show both
+    assert set(variants) >= set(KNOBS) - {"memory", "background", "baseline"}
     keys = set()
     for name, value in [(None, None), *variants.items()]:
         k = base if name is None else Knobs(**{name: value})
@@ -91,9 +92,10 @@ def test_every_knob_is_in_the_cache_keys():
         keys.add((tr.cache.key, tr.key("blocks", tr.codegen, [block])))
     assert len({c for c, _ in keys}) == len(variants) + 1
     assert len({p for _, p in keys}) == len(variants) + 1
-    tr = Translator(mem.fetch, Knobs(background="off"))
-    block = tr.decoder.decode_block(mem.fetch, 0x10000)
-    assert (tr.cache.key, tr.key("blocks", tr.codegen, [block])) in keys
+    for same in (Knobs(background="off"), Knobs(baseline="jit")):
+        tr = Translator(mem.fetch, same)
+        block = tr.decoder.decode_block(mem.fetch, 0x10000)
+        assert (tr.cache.key, tr.key("blocks", tr.codegen, [block])) in keys
 
 
 def test_persistent_cache_is_not_shared_between_levels(tmp_path):

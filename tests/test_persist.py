@@ -134,7 +134,7 @@ def test_a_later_run_forms_the_hot_region_the_first_run_stored(tmp_path):
     mem = GuestMemory()
     mem.map(base, 0x1000, PERM_R | PERM_X)
     mem.poke(base, assemble("loop: add rax, rbx; dec rcx; jnz loop; mov rdx, rax; ret", base))
-    knobs = Knobs(background="off")
+    knobs = Knobs(background="off", baseline="jit")    # (a miss compiles loop and tail)
 
     def region(store, executed):
         tr = Translator(mem.fetch, knobs, store=store)

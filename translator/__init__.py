@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from .cache import BlockCache, Translation
 from .codegen import Codegen, CompileError
+from .interp import interpret
 from .knobs import Knobs
 from .lifter import Lifter, module_text
 from .persist import module_key
@@ -29,7 +30,7 @@ from .state import PAGE_SHIFT
 
 VERSION = "0.1.0"
 ENTER_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                            ctypes.c_void_p)
+                            ctypes.c_void_p, ctypes.c_void_p)
 WAIT_LIMIT = 2          # times a hot block waits for a region it leads to to be compiled
 COLD_SPLIT = 6          # blocks from which a cold region is compiled as two halves at once
 GROW_LIMIT = 4          # times a hot region is recompiled to take in blocks it left to
@@ -59,7 +60,12 @@ class Stats:
     regions: int = 0
     regions_dropped: int = 0  # compiled in the background, but their code changed meanwhile
     regions_grown: int = 0    # recompiled with blocks that ran first after they were formed
+    interp_blocks: int = 0    # blocks the interpreter ran first (baseline=interp)
+    interp_insns: int = 0
+    warmed: int = 0           # of those, blocks compiled (warm_up)
+    warm_insns: int = 0
     seconds_decode: float = 0.0
+    seconds_records: float = 0.0   # making interpreter records
     seconds_ir: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -114,21 +120,35 @@ class Translator:
         self.grown: dict[int, int] = {}        # region head -> times it was grown
         self.waited: dict[int, int] = {}       # hot block -> times it waited (see promote)
         self.waiters: dict[int, set] = {}      # pending region head -> blocks waiting for it
+        # baseline=interp: the interpreter's handler library (translator/handlers.py), and the
+        # decoded blocks it runs, kept for warm_up.
+        self.handlers = None
+        self.records = None                    # records.RecordStore: records between runs
+        if knobs.interpreted:
+            from .handlers import HandlerLibrary
+            self.handlers = HandlerLibrary(self.codegen, knobs,
+                                           threaded=knobs.background == "on")
+            if store is not None:
+                from .records import RecordStore
+                self.records = RecordStore(store, fetch, self._key_base())
+        self.interpreted: dict[int, object] = {}
 
-    def entry(self, host: int):
-        """A Python callable running the translated function at `host` from outside the
-        dispatcher: fn(state address, memory base, permission table) -> exit code. Translated
-        functions use their own calling convention (BLOCK_CC), so a C trampoline calls them."""
+    def entry(self, host: int, data: int = 0):
+        """A Python callable running the translated function at `host` (with `data`, the word
+        the lookup table keeps beside it) from outside the dispatcher: fn(state address, memory
+        base, permission table) -> exit code. Translated functions use their own calling
+        convention (BLOCK_CC), so a C trampoline calls them."""
         if self._enter is None:
             from .lifter import BLOCK_CC, MODULE_HEADER, RUNTIME_DEFS, native_entry
             ir = (MODULE_HEADER + RUNTIME_DEFS
-                  + f"define i32 @jitbt_enter(ptr %fn, ptr %st, ptr %mem, ptr %perm) {{\n"
+                  + f"define i32 @jitbt_enter(ptr %fn, ptr %st, ptr %mem, ptr %perm, "
+                    f"ptr %data) {{\n"
                   + native_entry("%st") + "\n"
-                  f"  %r = call {BLOCK_CC} i32 %fn(ptr %st, ptr %mem, ptr %perm)\n"
+                  f"  %r = call {BLOCK_CC} i32 %fn(ptr %st, ptr %mem, ptr %perm, ptr %data)\n"
                   f"  ret i32 %r\n}}\n")
             self._enter = ENTER_FN(self.codegen.compile(ir, ["jitbt_enter"])["jitbt_enter"])
         enter = self._enter
-        return lambda st, mem, perm: enter(host, st, mem, perm)
+        return lambda st, mem, perm: enter(host, st, mem, perm, data)
 
     @property
     def decoder(self):
@@ -180,27 +200,113 @@ class Translator:
         return blocks
 
     def translate_region(self, address: int) -> list[Translation]:
+        """Translate the code at `address` (a miss): a replaced routine (hle), a region a
+        earlier run compiled (persistent cache), the block interpreted (baseline=interp), or
+        a region of blocks compiled by the cold tier."""
         if self.routine_at(address) is not None:
             t = self.translate_routine(address)
             if t is not None:
                 self.cache.put(t)
                 return [t]
-        out = self._from_manifest(address)
+        out = None
+        if self.records is None or self.records.may_have_region(address):
+            out = self._from_manifest(address)
+        if out is None and self.handlers is not None:
+            t = self._interpret(address)
+            if t is not None:
+                out = [t]
         if out is None:
             t0 = time.perf_counter()
             blocks = self.decode_region(address)
             self.stats.seconds_decode += time.perf_counter() - t0
-            if self.tiered:
-                out = self._compile_cold([_shape(b) for b in blocks],
-                                         [len(b.insns) for b in blocks], blocks)
-            else:
-                out = self.compile_blocks(blocks, hot=True)
-            if self.store is not None:
-                spec = [[b.start, b.end, b.fetch_fault, len(b.insns)] for b in blocks]
-                self.store.put(self._shape_key("shape", address), json.dumps(spec).encode(), SHAPE)
+            out = self._compile_new(blocks)
         for t in out:
             self.cache.put(t)
         return out
+
+    def _compile_new(self, blocks) -> list[Translation]:
+        """Compile a region of new blocks (the cold tier's modules when tiered), and remember
+        its shape under its first address for later runs."""
+        if self.tiered:
+            out = self._compile_cold([_shape(b) for b in blocks], [len(b.insns) for b in blocks],
+                                     blocks)
+        else:
+            out = self.compile_blocks(blocks, hot=True)
+        if self.store is not None:
+            spec = [[b.start, b.end, b.fetch_fault, len(b.insns)] for b in blocks]
+            self.store.put(self._shape_key("shape", blocks[0].start), json.dumps(spec).encode(),
+                           SHAPE)
+            if self.records is not None:
+                self.records.note_region(blocks[0].start)
+        return out
+
+    # ---- the interpreter (knob baseline=interp, translator/interp.py) -------------------------
+    def _interpret(self, address: int) -> Translation | None:
+        """The block at `address` decoded into interpreter records, or None when the handler
+        library lacks a shape it needs (then wanted: built on the second thread)."""
+        lib = self.handlers
+        t0 = time.perf_counter()
+        if not lib.loaded:
+            lib.load()
+        if self.records is not None and (address >> PAGE_SHIFT) not in self.written_pages:
+            t = self.records.translation(address, lib)
+            if t is not None:
+                self.stats.seconds_records += time.perf_counter() - t0
+                self.stats.interp_blocks += 1
+                self.stats.interp_insns += t.ninsns
+                return t
+        block = self.decoder.decode_block(self.fetch, address, self.max_insns)
+        t1 = time.perf_counter()
+        s = self.stats
+        s.decoded += 1
+        s.seconds_decode += t1 - t0
+        t = interpret(lib, block)
+        if t is None and not lib.threaded:
+            lib.build()                 # (background=off: the handlers, then the block)
+            t = interpret(lib, block)
+        s.seconds_records += time.perf_counter() - t1
+        if t is None:
+            lib.submit()
+            return None
+        self.interpreted[address] = block
+        if self.records is not None:
+            self.records.add(block, lib)
+        s.interp_blocks += 1
+        s.interp_insns += t.ninsns
+        return t
+
+    def is_interpreted(self, address: int) -> bool:
+        t = self.cache._lru.get((address,) + self.cache.key)
+        return t is not None and t.interpreted
+
+    def warm_up(self, address: int, runs) -> list[tuple[Translation, int]]:
+        """The interpreted block at `address` has run often enough to be compiled: compile it
+        with the interpreted blocks reachable from it by direct branches that have run
+        (`runs(address)` > 0), by the cold tier, as one region; they replace the interpreted
+        translations (the cache's). Returns each with the runs of the block it replaces."""
+        blocks, seen, todo = [], {address}, [address]
+        key = self.cache.key
+        while todo and len(blocks) < self.region_blocks:
+            a = todo.pop(0)
+            t = self.cache._lru.get((a,) + key)
+            if a != address and (t is None or not t.interpreted):
+                continue
+            block = self.interpreted.pop(a, None)
+            if block is None:           # (made from stored records, or evicted meanwhile)
+                block = self.decoder.decode_block(self.fetch, a, self.max_insns)
+                self.stats.decoded += 1
+            blocks.append(block)
+            for succ in block.successors():
+                if succ not in seen and runs(succ) > 0:
+                    seen.add(succ)
+                    todo.append(succ)
+        self.stats.warmed += len(blocks)
+        self.stats.warm_insns += sum(len(b.insns) for b in blocks)
+        counts = {b.start: runs(b.start) for b in blocks}
+        out = self._compile_new(blocks)
+        for t in out:
+            self.cache.put(t)
+        return [(t, counts.get(t.address, 0)) for t in out]
 
     # ---- warm runs without decoding ------------------------------------------------------------
     # A region's shape (its blocks' extents) is stored beside its object code, under a key made
@@ -536,7 +642,9 @@ class Translator:
 
     def close(self) -> None:
         """End the background thread (waiting for the job in flight); what it finished is kept
-        in the persistent store for the next run."""
+        in the persistent store for the next run, and so are the interpreter's records."""
+        if self.records is not None:
+            self.records.save(self.written_pages)
         if self.background is not None:
             for key, data, error, _ in self.background.close():
                 if data is not None and self.store is not None:

@@ -11,7 +11,7 @@ native lookup table must forget the block too)::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cachetools import LRUCache
 
@@ -27,6 +27,13 @@ class Translation:
     name: str
     hot: bool = False  # compiled by the optimising tier
     ranges: tuple = ()  # for a region: the (start, end) of every block in it
+    data: int = 0      # the word passed to `host` beside it (interpreted blocks: the records)
+    records: object = field(default=None, compare=False)   # what `data` points into (kept alive)
+
+    @property
+    def interpreted(self) -> bool:
+        """Run by the interpreter (translator/interp.py), not compiled."""
+        return self.data != 0
 
     def extents(self) -> tuple:
         return self.ranges or ((self.address, max(self.end, self.address + 1)),)
@@ -85,7 +92,16 @@ class BlockCache:
         return (address,) + self.key in self._lru
 
     def put(self, t: Translation) -> None:
-        self._lru[(t.address,) + self.key] = t
+        """Enter a translation. One it replaces is reported to ``on_evict`` like an evicted
+        one: the dispatcher's table must not keep calling it (an interpreted block's records
+        are freed with it)."""
+        key = (t.address,) + self.key
+        old = self._lru.get(key)
+        if old is not None and old is not t:
+            self._unindex(old)
+            if self.on_evict:
+                self.on_evict(old)
+        self._lru[key] = t
         for page in t.pages():
             self._by_page.setdefault(page, set()).add(t.address)
         if self.on_put:

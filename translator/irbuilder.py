@@ -17,8 +17,38 @@ def ty(bits: int) -> str:
     return f"i{bits}"
 
 
+class IRValue(str):
+    """The name of an i64 IR value standing for a number known only when the code runs: the
+    interpreter's handlers (translator/interp.py) read an instruction's address and operands
+    from its record. It goes into IR text like any value name, but refuses Python arithmetic
+    and tests, so a semantic that decides something from such a number in Python fails loudly
+    (TypeError) instead of deciding from the text of a name; masking with all 64 bits, which
+    changes nothing, is allowed."""
+    __slots__ = ()
+
+    def __and__(self, mask):
+        if mask == (1 << 64) - 1:
+            return self
+        raise TypeError(f"{self}: a run-time value, not a number known when lifting")
+
+    __rand__ = __and__
+
+    def _refuse(self, *args):
+        raise TypeError(f"{self}: a run-time value, not a number known when lifting")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __mod__ = __rmod__ = _refuse
+    __or__ = __ror__ = __xor__ = __rxor__ = __lshift__ = __rlshift__ = _refuse
+    __rshift__ = __rrshift__ = __neg__ = __invert__ = __index__ = __int__ = _refuse
+    __lt__ = __le__ = __gt__ = __ge__ = __bool__ = _refuse
+
+
 def const(value: int, bits: int) -> str:
-    """An integer constant of the given width, written in signed form as LLVM expects."""
+    """An integer constant of the given width, written in signed form as LLVM expects (an
+    IRValue, already an i64, stands for itself at 64 bits)."""
+    if isinstance(value, IRValue):
+        if bits != 64:
+            raise TypeError(f"{value}: a run-time i64, wanted as i{bits}")
+        return value
     value &= (1 << bits) - 1
     if bits > 1 and value >> (bits - 1):
         value -= 1 << bits

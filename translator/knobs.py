@@ -39,6 +39,13 @@ The knobs, with what each value means:
 - ``chain``: ``on`` a translation that ends by going on to another (a direct branch, or a
   computed one: ret, indirect jmp/call) looks it up in the native lookup table itself and
   tail-calls it; ``off`` every translation returns to the dispatcher loop (QEMU's -d nochain).
+- ``baseline``: what runs new code. ``interp`` the interpreter (translator/interp.py): a block
+  is decoded into records of precompiled per-shape handlers and runs at once, and is compiled
+  (by the cold tier) only once it has run BASELINE_RUNS times (runtime/dispatcher.py); ``jit``
+  every new block is compiled before it runs (regions of blocks, at -O0). The interpreter keeps
+  the state exact at every instruction, but counts nothing and traces nothing, so the levels
+  that count instructions or cycles, trace, or model undefined flags use ``jit``. It changes
+  what is compiled when, never the code: it is not part of cache keys.
 - ``background``: ``on`` hot regions are optimised and compiled on a second thread while the
   guest runs on in its cold code, and enter the lookup table when they are ready; ``off`` the
   guest waits for each (HotSpot's -Xbatch), so when hot code takes over depends only on run
@@ -67,6 +74,7 @@ class Knobs:
     opt: int = 2
     region: int = 16
     chain: str = "on"
+    baseline: str = "interp"
     background: str = "on"
     trace: bool = False          # --trace: not a knob of the presets, but it changes the code
     level: str = DEFAULT_LEVEL   # the preset these knobs came from (for reports)
@@ -86,8 +94,25 @@ class Knobs:
     def counting(self) -> bool:
         return self.count == "on" or self.clock == "virtual"
 
+    def interpreter_conflict(self) -> str | None:
+        """Why the interpreter cannot keep these knobs' promises, or None when it can."""
+        if self.counting:
+            return "it counts no instructions or cycles (count=on, clock=virtual)"
+        if self.trace:
+            return "it does not trace (--trace)"
+        if self.exact_flags:
+            return "its handlers compute defined flags only (flags=exact)"
+        if self.unit == "insn":
+            return "it runs blocks (unit=insn)"
+        return None
 
-_NOT_IN_KEY = ("level", "background")
+    @property
+    def interpreted(self) -> bool:
+        """Does the interpreter run new code?"""
+        return self.baseline == "interp" and self.interpreter_conflict() is None
+
+
+_NOT_IN_KEY = ("level", "background", "baseline")
 
 # knob -> (allowed values or type, what it is)
 KNOBS: dict[str, tuple] = {
@@ -101,17 +126,19 @@ KNOBS: dict[str, tuple] = {
     "opt": ((0, 1, 2, 3), "LLVM optimisation level"),
     "region": (int, "most blocks translated together"),
     "chain": (("on", "off"), "translations jump to their successors without the dispatcher"),
+    "baseline": (("interp", "jit"), "what runs new code: the interpreter, or compiled code"),
     "background": (("on", "off"), "hot regions compiled on a second thread"),
 }
 
 LEVELS: dict[str, tuple[Knobs, str]] = {
-    "datapath": (Knobs(unit="insn", flags="exact", count="on", level="datapath"),
+    "datapath": (Knobs(unit="insn", flags="exact", count="on", baseline="jit", level="datapath"),
                  "every architectural bit as the host CPU produces it, undefined flags included; "
                  "one instruction per translation unit"),
     "cycle": (Knobs(unit="block", flags="precise", count="on", clock="virtual", background="off",
-                    level="cycle"),
+                    baseline="jit", level="cycle"),
               "as instruction, plus a deterministic modelled clock (rdtsc, clock_gettime)"),
-    "instruction": (Knobs(unit="block", flags="precise", count="on", level="instruction"),
+    "instruction": (Knobs(unit="block", flags="precise", count="on", baseline="jit",
+                          level="instruction"),
                     "precise state at every instruction boundary, exact retired-instruction "
                     "count, --trace"),
     "block": (Knobs(), "precise state at block boundaries; output identical to native"),
@@ -149,7 +176,12 @@ def knobs_for(level: str = DEFAULT_LEVEL, settings=(), trace: bool = False) -> K
     changes = dict(parse_setting(s) for s in settings)
     if trace:
         changes["trace"] = True
-    return replace(k, **changes) if changes else k
+        changes.setdefault("baseline", "jit")      # the interpreter does not trace
+    k = replace(k, **changes) if changes else k
+    if changes.get("baseline") == "interp" and k.interpreter_conflict():
+        raise KnobError(f"--set baseline=interp: not with these knobs: the interpreter "
+                        f"{k.interpreter_conflict()}")
+    return k
 
 
 def levels_table() -> str:

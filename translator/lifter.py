@@ -1,8 +1,9 @@
 """Lift decoded blocks to LLVM IR functions.
 
-One guest block becomes one function ``i32 @name(ptr noalias %st, ptr noalias %mem, ptr %perm)``:
-``st`` is the guest CPU state (translator/state.py), ``mem`` the host base of guest memory and
-``perm`` the page permission table. It returns an ``Exit`` code after storing the guest address to
+One guest block becomes one function ``i32 @name(ptr noalias %st, ptr noalias %mem, ptr %perm,
+ptr %data)``: ``st`` is the guest CPU state (translator/state.py), ``mem`` the host base of guest
+memory, ``perm`` the page permission table and ``data`` the word kept beside the function in the
+lookup table (compiled code ignores it; the interpreter's handlers get their record there). It returns an ``Exit`` code after storing the guest address to
 continue at in ``st.rip``::
 
     from translator.lifter import Lifter
@@ -355,7 +356,7 @@ def native_entry(state: str) -> str:
 # dispatcher and ``enter`` (C functions) call them from outside.
 BLOCK_CC = "preserve_nonecc"
 WINDOW = 2048         # bytes of stack around the entry rsp checked once per function (<= a page)
-FUNCTION_ARGS = "ptr noalias %st, ptr noalias %mem, ptr noalias readonly %perm"
+FUNCTION_ARGS = "ptr noalias %st, ptr noalias %mem, ptr noalias readonly %perm, ptr %data"
 
 # condition code -> (flag expression kind)
 CONDITIONS = {
@@ -698,7 +699,8 @@ class FunctionLifter:
         key = (field, index)
         p = self._ptrs.get(key)
         if p is None:
-            name = f"{field}{'' if index is None else index}"
+            # (an index may be a run-time value, "%r.o0": the interpreter's handlers)
+            name = f"{field}{'' if index is None else str(index).strip('%').replace('.', '_')}"
             p = f"%p_{name}"
             idx = f", i64 {index}" if index is not None else ""
             self.entry.append(f"  {p} = getelementptr %State, ptr %st, i64 0, i32 {field_index(field)}{idx}")
@@ -1281,7 +1283,10 @@ class FunctionLifter:
         b.stmt(f"store i64 {runs}, ptr {runs_p}")
         fn_p = b.emit(f"getelementptr {TABLE_ENTRY}, ptr {table}, i64 {index}, i32 1")
         fn = b.emit(f"load ptr, ptr {fn_p}")
-        r = b.emit(f"musttail call {BLOCK_CC} i32 {fn}(ptr %st, ptr %mem, ptr %perm)")
+        data_p = b.emit(f"getelementptr {TABLE_ENTRY}, ptr {table}, i64 {index}, i32 3")
+        data = b.emit(f"load ptr, ptr {data_p}")
+        r = b.emit(f"musttail call {BLOCK_CC} i32 {fn}(ptr %st, ptr %mem, ptr %perm, "
+                   f"ptr {data})")
         b.stmt(f"ret i32 {r}")
         b.leaving = False
 

@@ -139,9 +139,10 @@ SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV = 4, 5, 7, 8, 11
 
 # The native lookup table (runtime/dispatcher.py), read by the dispatcher and by translated code
 # that chains to its successor: 2**TABLE_BITS entries of {guest address, host function, runs,
-# pad}, direct-mapped by table_index.
+# data}, direct-mapped by table_index. `data` is passed to the function as its fourth argument:
+# 0 for compiled code, the block's records for the interpreter (translator/interp.py).
 TABLE_BITS = 16
-TABLE_ENTRY = "{ i64, ptr, i64, i64 }"
+TABLE_ENTRY = "{ i64, ptr, i64, ptr }"
 
 
 def table_index(rip: int) -> int:

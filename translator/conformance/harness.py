@@ -54,9 +54,14 @@ class JitCPU:
     def __init__(self, knobs=None, tier: str = "hot"):
         """`knobs` (translator/knobs.py) as the accuracy level; with the exact flag model
         (datapath) the comparison counts undefined flags and exception bits as mismatches.
-        `tier`: the optimising tier ("hot") or the cold one ("cold": -O0, and IR written for
-        fast instruction selection), which lift some things differently."""
+        `tier`: the optimising tier ("hot"), the cold one ("cold": -O0, and IR written for
+        fast instruction selection), which lift some things differently, or the interpreter
+        ("interp": the handler of the instruction's shape, translator/interp.py, from the
+        handler library, built at once when it lacks one)."""
         self.hot = tier == "hot"
+        self.tier = tier
+        self.library = None
+        self.records = None            # the interpreted block (keeps its records alive)
         self.mem = GuestMemory()
         self.mem.map(CODE, 0x1000, PERM_R | PERM_X)
         self.mem.map(DATA, MEM_SIZE, PERM_R | PERM_W)
@@ -83,8 +88,25 @@ class JitCPU:
         if max_insns is None:
             block.insns.pop()                          # drop the ret: fall through to the end
         self.insn = block.insns[0]
-        (t,) = self.translator.compile_blocks([block], hot=self.hot)
-        self.fn = self.translator.entry(t.host)
+        if self.tier == "interp":
+            t = self._interpret(block)
+        else:
+            (t,) = self.translator.compile_blocks([block], hot=self.hot)
+        self.fn = self.translator.entry(t.host, t.data)
+
+    def _interpret(self, block):
+        from translator.handlers import HandlerLibrary, library_key
+        from translator.interp import interpret
+        if self.library is None or self.library.key != library_key(self.translator.knobs):
+            # (first, or the CPU model changed: its handlers are another library's)
+            self.library = HandlerLibrary(self.translator.codegen, self.translator.knobs)
+            self.library.load()
+        t = interpret(self.library, block)
+        if t is None:
+            self.library.build()
+            t = interpret(self.library, block)
+        self.records = t
+        return t
 
     def run(self, regs: dict, rflags: int, mem: bytes | None = None):
         code, out, flags, mem, _, _ = self.run_full(regs, rflags, mem)

@@ -1,0 +1,378 @@
+"""The interpreter's handler library: one compiled handler per instruction shape, kept on disk.
+
+Handlers (translator/interp.py) depend only on the instruction's shape and on jitbt itself,
+never on the guest, so they are compiled once and kept, like the helpers a compiler ships with:
+in ``$XDG_CACHE_HOME/jitbt/handlers/<key>/``, where the key hashes jitbt's sources, the CPU
+model, LLVM's version and the flag model. A *chunk* is one file: an index (the shape keys, the
+instruction each was lifted from, and the shapes that need a handler per encoding) and the
+object code of its handlers, which exports one symbol, the table of their addresses. Files are
+written whole under a temporary name and carry a SHA-256 of their contents, so runs that share
+the folder never load a torn or corrupt file (it is removed and its handlers are built again).
+
+A shape the library lacks is *wanted*: the block that needs it is compiled instead (the tier
+after the interpreter), and the wanted handlers are compiled on a second thread into a new
+chunk, which this run loads when it is ready and later runs find on disk. ``jitbt prepare``
+builds every shape of the conformance forms and of the programs it is given as one chunk (and
+folds the chunks there were into it)::
+
+    lib = HandlerLibrary(codegen, knobs)
+    lib.lookup(insn)          # the handler's address, or None (then wanted)
+    lib.build()               # compile what is wanted now, on this thread
+    lib.poll()                # load chunks the second thread finished
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import secrets
+import struct
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from . import interp
+from .codegen import CompileError
+from .knobs import Knobs
+from .persist import default_folder, module_key
+
+MAGIC = b"JITBTHL1"
+_LEN = struct.Struct("<I")
+
+
+def library_key(knobs: Knobs) -> str:
+    """What the handlers' code depends on: jitbt's sources and version, the CPU model, LLVM,
+    and the flag model (precise below datapath)."""
+    from runtime import cpu
+
+    from . import SOURCE_DIGEST, VERSION
+    return module_key(["handlers", _flags(knobs), knobs.memory], VERSION,
+                      (SOURCE_DIGEST, cpu.signature()))
+
+
+def _flags(knobs: Knobs) -> str:
+    return "exact" if knobs.flags == "exact" else "precise"
+
+
+def handler_knobs(knobs: Knobs) -> Knobs:
+    """The knobs handlers are lifted with: one instruction, every defined flag, no chaining."""
+    return replace(knobs, flags=_flags(knobs), unit="block", chain="off", count="off",
+                   clock="host", trace=False, routines="off")
+
+
+def pack(index: dict, obj: bytes) -> bytes:
+    head = json.dumps(index, separators=(",", ":")).encode()
+    payload = _LEN.pack(len(head)) + head + obj
+    return MAGIC + hashlib.sha256(payload).digest() + payload
+
+
+def unpack(data: bytes) -> tuple[dict, bytes] | None:
+    """(index, object code) of a chunk file, or None when it is not a whole, intact one."""
+    payload = data[len(MAGIC) + 32:]
+    if not data.startswith(MAGIC) or hashlib.sha256(payload).digest() != \
+            data[len(MAGIC):len(MAGIC) + 32] or len(payload) < _LEN.size:
+        return None
+    (n,) = _LEN.unpack_from(payload)
+    try:
+        return json.loads(payload[_LEN.size:_LEN.size + n]), payload[_LEN.size + n:]
+    except ValueError:
+        return None
+
+
+class HandlerLibrary:
+    def __init__(self, codegen, knobs: Knobs, folder: Path | None = None,
+                 threaded: bool = False):
+        """`codegen` loads the chunks (translator/codegen.py, the optimising tier's: handlers
+        are compiled at -O2); `threaded`: build wanted handlers on a second thread (a
+        Background, translator/background.py), else on this one when they are submitted."""
+        from .lifter import Lifter
+        self.codegen = codegen
+        self.knobs = handler_knobs(knobs)
+        self.lifter = Lifter(self.knobs)
+        self.key = library_key(knobs)
+        self.folder = (folder or default_folder() / "handlers") / self.key[:24]
+        self.threaded = threaded
+        self.background = None
+        self.addr: dict[str, int] = {}        # shape key -> handler address
+        self.static: set[str] = set()         # shape keys whose handlers are per encoding
+        self.known: dict[str, tuple] = {}     # key -> (bytes, address) it was lifted from
+        self.wanted: dict[str, tuple] = {}    # key -> (insn, static), not built yet
+        self.building: set[str] = set()       # ... submitted to the second thread
+        self.broken: set[str] = set()         # keys whose handlers failed to compile
+        self.chunks: list[Path] = []          # chunk files loaded
+        self.corrupt = 0                      # chunk files found damaged (removed)
+        self.seconds_load = 0.0
+        self.seconds_build = 0.0              # this thread's lifting and compiling
+        self.built = 0                        # handlers compiled by this process
+        self._jobs: dict[str, tuple] = {}     # table -> (index, keys) on the second thread
+        self.loaded = False
+
+    # ---- lookup ---------------------------------------------------------------------------------
+    def key_of(self, insn) -> str:
+        """The key of the handler of `insn`: its shape's, or its encoding's when the shape
+        needs handlers per encoding."""
+        key = interp.shape_key(insn)
+        return interp.static_key(insn) if key in self.static else key
+
+    def keys(self, block) -> list[str]:
+        """The handler keys of a block's records, the one after its instructions included."""
+        return [self.key_of(i) for i in block.insns] + [
+            interp.FETCH_FAULT if block.fetch_fault is not None else interp.END]
+
+    def lookup(self, insn) -> int | None:
+        """The address of the handler of `insn`, or None when the library lacks it (it is
+        wanted then, unless it cannot be built)."""
+        key = interp.shape_key(insn)
+        h = self.addr.get(key)
+        if h is not None:
+            return h
+        static = key in self.static
+        if static:
+            key = interp.static_key(insn)
+            h = self.addr.get(key)
+            if h is not None:
+                return h
+        if key not in self.broken and key not in self.building:
+            self.wanted.setdefault(key, (insn, static))
+        return None
+
+    def special(self, kind: str) -> int | None:
+        h = self.addr.get(kind)
+        if h is None and kind not in self.building:
+            self.wanted.setdefault(kind, (None, False))
+        return h
+
+    # ---- loading ----------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load every chunk on disk (once)."""
+        if self.loaded:
+            return
+        self.loaded = True
+        t0 = time.perf_counter()
+        try:
+            names = sorted(os.listdir(self.folder))
+        except OSError:
+            names = []
+        for name in names:
+            if name.endswith(".lib"):
+                self._load_file(self.folder / name)
+        self.seconds_load += time.perf_counter() - t0
+
+    def _load_file(self, path: Path) -> bool:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return False
+        chunk = unpack(data)
+        if chunk is None:
+            self.corrupt += 1
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            return False
+        self._add(*chunk)
+        self.chunks.append(path)
+        return True
+
+    def _add(self, index: dict, obj: bytes) -> None:
+        """Load a chunk's object code and enter its handlers."""
+        table = index["table"]
+        entries = index["handlers"]
+        addrs = self.codegen.load_object(f"handlers {table}", obj, [table])
+        if addrs is None:
+            raise CompileError(f"handler chunk {table}: table missing from its object code")
+        slots = (ctypes.c_uint64 * len(entries)).from_address(addrs[table])
+        for (key, raw, address), h in zip(entries, slots):
+            self.addr[key] = h
+            self.known[key] = (raw, address)
+            self.wanted.pop(key, None)
+        self.static.update(index["static"])
+
+    # ---- building ---------------------------------------------------------------------------------
+    def _texts(self, wanted: dict) -> tuple[list, list]:
+        """Lift wanted handlers: (handler texts, their index entries). Shapes found to need
+        handlers per encoding join ``static``, and their encodings' handlers are lifted."""
+        texts, entries = [], []
+        todo = list(wanted.items())
+        while todo:
+            key, (insn, is_static) = todo.pop()
+            name = f"h{len(texts)}"
+            if insn is None:
+                texts.append((interp.special_text(key, name), set()))
+                entries.append([key, "", 0])
+                continue
+            try:
+                texts.append(interp.handler_text(self.lifter, insn, is_static, name))
+            except TypeError:
+                if is_static:
+                    raise
+                # The semantic needs numbers of the encoding: handlers per encoding.
+                self.static.add(key)
+                skey = interp.static_key(insn)
+                if skey not in self.addr:
+                    todo.append((skey, (insn, True)))
+                continue
+            entries.append([key, insn.raw.hex(), insn.address])
+        return texts, entries
+
+    def module(self, wanted: dict) -> tuple[str, dict]:
+        """The IR of a chunk of the `wanted` handlers, and its index (without object code)."""
+        texts, entries = self._texts(wanted)
+        table = f"jitbt_handlers_{secrets.token_hex(8)}"
+        return (interp.library_text(texts, table),
+                {"table": table, "handlers": entries, "static": sorted(self.static)})
+
+    def build(self, wanted: dict | None = None) -> int:
+        """Compile the wanted handlers now, on this thread, into a chunk that is loaded and
+        saved; returns how many were built."""
+        from .background import emit_object
+        wanted = dict(self.wanted if wanted is None else wanted)
+        for key in wanted:
+            self.wanted.pop(key, None)
+        if not wanted:
+            return 0
+        t0 = time.perf_counter()
+        text, index = self.module(wanted)
+        cg = self.codegen
+        try:
+            obj = emit_object(text, cg.tm, cg.pb, str(cg.tm.target_data), cg.tm.triple)
+        except RuntimeError as e:
+            self.broken.update(k for k, _, _ in index["handlers"])
+            raise CompileError(f"handlers: {e}") from None
+        self._finish(index, obj)
+        self.seconds_build += time.perf_counter() - t0
+        return len(index["handlers"])
+
+    def submit(self) -> None:
+        """Send the wanted handlers to the second thread (without one: build them now)."""
+        if not self.wanted:
+            return
+        if not self.threaded:
+            self.build()
+            return
+        if self.background is None:
+            from .background import Background
+            self.background = Background(2)
+        if self._jobs:
+            return             # one chunk at a time: the next takes what is wanted meanwhile
+        t0 = time.perf_counter()
+        wanted, self.wanted = self.wanted, {}
+        text, index = self.module(wanted)
+        keys = set(wanted) | {k for k, _, _ in index["handlers"]}
+        self.building.update(keys)
+        self._jobs[index["table"]] = (index, keys)
+        self.background.submit(index["table"], text)
+        self.seconds_build += time.perf_counter() - t0
+
+    def poll(self) -> bool:
+        """Load the chunks the second thread has finished; True if there were any."""
+        bg = self.background
+        if bg is None or not bg.ready():
+            return False
+        for table, obj, error, _ in bg.take():
+            index, keys = self._jobs.pop(table)
+            self.building.difference_update(keys)
+            if error is not None or obj is None:
+                self.broken.update(keys)
+                continue
+            self._finish(index, obj)
+        self.submit()
+        return True
+
+    def _finish(self, index: dict, obj: bytes) -> None:
+        self._add(index, obj)
+        self.built += len(index["handlers"])
+        self.save(index, obj)
+
+    def save(self, index: dict, obj: bytes) -> Path | None:
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(pack(index, obj))
+            path = self.folder / f"{index['table']}.lib"
+            os.replace(tmp, path)
+            self.chunks.append(path)
+            return path
+        except OSError:
+            return None       # a library that cannot be written is only a slower run
+
+
+# ---- prepare: the whole library as one chunk ------------------------------------------------------
+def sweep(path: str) -> list:
+    """Every instruction of a program's executable sections, decoded from the start of each
+    and on past bytes that do not decode (data in text), as Insns. Raises OSError and
+    elftools' errors for a file that is not a readable ELF."""
+    from elftools.elf.elffile import ELFFile
+
+    from .decoder import disassemble
+    out = []
+    with open(path, "rb") as f:
+        for section in ELFFile(f).iter_sections():
+            if not section["sh_flags"] & 4 or section["sh_type"] != "SHT_PROGBITS":
+                continue
+            data, base, off = section.data(), section["sh_addr"], 0
+            while off < len(data):
+                insns = disassemble(data[off:off + 4096 + 15], base + off)
+                stop = base + off + 4096
+                kept = [i for i in insns if i.address < stop]
+                out += kept
+                off = (kept[-1].next - base) if kept else off + 1
+    return out
+
+
+def form_insns() -> list:
+    """The instructions of every conformance form (translator/conformance): all the shapes the
+    semantics implement, in the forms the tests prove against the host CPU."""
+    from .conformance import report
+    from .conformance.hostcpu import assemble
+    from .decoder import disassemble
+    out = []
+    for module, case in report.selected():
+        try:
+            code = assemble(module.form_of(case).text, 0x10000)
+        except Exception:        # noqa: BLE001 - a form keystone cannot assemble: skipped
+            continue
+        out += disassemble(code, 0x10000)
+    return out
+
+
+def prepare(library: HandlerLibrary, programs=(), progress=None) -> tuple[int, float]:
+    """Build one chunk holding every shape of the conformance forms, of `programs` and of the
+    chunks on disk, and replace those chunks by it. Returns (handlers, seconds)."""
+    from .decoder import disassemble
+    t0 = time.perf_counter()
+    library.load()
+    insns = form_insns()
+    for path in programs:
+        insns += sweep(path)
+    for key, (raw, address) in library.known.items():
+        insns += disassemble(bytes.fromhex(raw), address)[:1]
+    shapes: dict[str, dict] = {}          # shape key -> {encoding key: an instruction}
+    for insn in insns:
+        shapes.setdefault(interp.shape_key(insn), {}).setdefault(interp.static_key(insn), insn)
+    wanted: dict[str, tuple] = {k: (None, False) for k in (interp.END, interp.FETCH_FAULT)}
+    for key, encodings in shapes.items():
+        first = next(iter(encodings.values()))
+        if key not in library.static:
+            try:                            # (lifting is cheap: about 60 us a handler)
+                interp.handler_text(library.lifter, first, False, "probe")
+            except TypeError:
+                library.static.add(key)
+        if key in library.static:
+            wanted.update((k, (i, True)) for k, i in encodings.items())
+        else:
+            wanted[key] = (first, False)
+    old = list(library.chunks)
+    library.addr.clear()
+    n = library.build(wanted)
+    for path in old:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+    library.chunks = [p for p in library.chunks if p not in old]
+    return n, time.perf_counter() - t0

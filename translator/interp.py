@@ -1,0 +1,310 @@
+"""The interpreter: the tier that runs new code first, without compiling it.
+
+Compiling a block costs far more than running it a few times: with LLVM's cheapest pipeline a
+small block costs about half a millisecond, and most of the code a program runs, runs once or
+a few times (glibc's start-up and printf: of the 1,519 blocks a cold hello world compiled,
+775 never ran and 598 ran once). So new code is interpreted: a block is decoded into
+*records*, one per instruction, each naming a *handler*, and runs at once; a block that keeps
+running is compiled later (translator/__init__.py, ``warm_up``).
+
+A handler is compiled once for an instruction *shape*: the mnemonic, its prefixes and the kinds
+and widths of its operands (``shape_key``). The registers, immediates, displacements and the
+instruction's address are read from the record when it runs, so one handler serves every
+``add r64, r64`` of every program. Handlers are lifted by the same semantics as compiled code
+(translator/semantics), by ``HandlerLifter``, which hands them operands whose numbers are IR
+values read from the record (irbuilder.IRValue). A semantic that needs a number in Python
+(a shift's count, a shuffle's selector, bytes of the encoding) refuses such a value with a
+TypeError; its shapes are then lifted per encoding (``static_key``), the instruction's bytes
+fixed and only its address read from the record.
+
+A record is eight 64-bit words::
+
+    0 handler   1 address   2 next address   3-6 operands 0-3   7 displacement
+
+An operand word holds a register's number, an immediate (a branch's target), or a memory
+operand's base | index << 8 | log2(scale) << 16; word 7 is its displacement, or for a
+rip-relative operand the absolute address. Each handler does its instruction and tail-calls the
+next record's handler (``musttail``, the translated functions' calling convention, so the stack
+does not grow); the one that ends the block stores the next rip and returns to the dispatcher,
+as a compiled block does. A fault, a syscall or any other exit leaves the same way, with the
+state exact at the instruction (every defined flag is computed: the flag model is precise).
+
+The dispatcher calls a block's first handler with its records as the fourth argument (the
+lookup table keeps them beside the function)::
+
+    lib = HandlerLibrary(codegen, folder)         # translator/handlers.py: handlers on disk
+    t = interpret(lib, block)                     # a Translation, or None if a shape is missing
+"""
+from __future__ import annotations
+
+import ctypes
+import struct
+
+from .cache import Translation
+from .decoder import CS_GRP_CALL, CS_GRP_JUMP, Operand
+from .irbuilder import IRBuilder, IRValue, const
+from .lifter import (BLOCK_CC, FUNCTION_ARGS, FunctionLifter, Lifter, _Retry, module_text,
+                     semantics)
+from .state import SIGSEGV, Exit, field_index
+
+WORDS = 8
+RECORD = 8 * WORDS
+W_FN, W_ADDR, W_NEXT, W_OPS, W_DISP = 0, 1, 2, 3, 7
+MAX_OPS = 4
+MASK = (1 << 64) - 1
+
+END = "end"                  # the record after a block's last instruction: rip = its address
+FETCH_FAULT = "fetch-fault"  # ... when the bytes there cannot be fetched: SIGSEGV
+UNSUPPORTED = "unsupported"  # an instruction with no semantics, or operands it cannot take
+
+_PREFIX = {0xF3: "rep ", 0xF2: "repne "}
+
+
+# ---- shapes ------------------------------------------------------------------------------------
+def _operand(op: Operand) -> tuple[str, int]:
+    """An operand's part of a shape key, and its record word."""
+    kind = op.kind
+    if kind == "reg":
+        return f"r{op.size}{'h' if op.high else ''}", op.reg
+    if kind == "imm":
+        return f"i{op.size}", op.imm & MASK
+    if kind == "mem":
+        base = "" if op.base is None else "@" if op.base == "rip" else "b"
+        index = "" if op.index is None else "i"
+        word = ((op.base if isinstance(op.base, int) else 0) | (op.index or 0) << 8
+                | (op.scale.bit_length() - 1) << 16)
+        return f"m{op.size}{base}{index}{op.seg or ''}", word
+    return kind, op.reg          # xmm, mm, st
+
+
+_OPERANDS: dict[int, tuple] = {}    # id(Operand) -> (Operand, key part, word): operands are shared
+
+
+def _op(op: Operand) -> tuple:
+    e = _OPERANDS.get(id(op))
+    if e is None or e[0] is not op:
+        if len(_OPERANDS) >= 1 << 16:
+            _OPERANDS.clear()
+        e = _OPERANDS[id(op)] = (op, *_operand(op))
+    return e
+
+
+def shape_key(insn) -> str:
+    """What a handler of this instruction is compiled for: everything but the numbers a record
+    carries (registers, immediates, displacement, address)."""
+    if insn.rule is not None:
+        return f"rule {insn.rule.name}"
+    if insn.bad_operands or insn.mnemonic not in semantics():
+        return UNSUPPORTED
+    parts = [_PREFIX.get(insn.rep, "") + ("lock " if insn.lock else "") + insn.mnemonic]
+    parts += [_op(op)[1] for op in insn.ops]
+    return " ".join(parts)
+
+
+def static_key(insn) -> str:
+    """The key of a handler for this very encoding (a semantic that reads numbers in Python)."""
+    return f"= {insn.mnemonic} {insn.raw.hex()}"
+
+
+# ---- records -----------------------------------------------------------------------------------
+_RECORD = struct.Struct(f"<{WORDS}Q")
+
+
+def record_words(insn) -> tuple[int, ...]:
+    """Words 1-7 of the instruction's record (word 0 is its handler)."""
+    words = [insn.address, insn.next, 0, 0, 0, 0, 0]
+    for i, op in enumerate(insn.ops[:MAX_OPS]):
+        e = _op(op)
+        words[2 + i] = e[2]
+        if op.kind == "mem":
+            words[6] = ((insn.next + op.disp) if op.base == "rip" else op.disp) & MASK
+    return tuple(words)
+
+
+def interpret(library, block, lookup=None) -> Translation | None:
+    """The interpreted translation of a decoded block, or None when a handler it needs is not
+    in `library` yet (asked for: see HandlerLibrary.want)."""
+    insns = block.insns
+    lookup = lookup or library.lookup
+    handlers = [lookup(insn) for insn in insns]      # (every missing one is wanted)
+    last = block.fetch_fault if block.fetch_fault is not None else block.end
+    handlers.append(library.special(FETCH_FAULT if block.fetch_fault is not None else END))
+    if None in handlers:
+        return None
+    buf = ctypes.create_string_buffer(len(handlers) * RECORD)
+    pack = _RECORD.pack_into
+    for i, insn in enumerate(insns):
+        pack(buf, i * RECORD, handlers[i], *record_words(insn))
+    pack(buf, len(insns) * RECORD, handlers[-1], last, last, 0, 0, 0, 0, 0)
+    first = _RECORD.unpack_from(buf, 0)[0]
+    return Translation(block.start, max(block.end, block.start + 1), first, len(insns),
+                       "interp", False, (), ctypes.addressof(buf), buf)
+
+
+# ---- handlers ----------------------------------------------------------------------------------
+class _Opaque:
+    """An instruction's bytes, to a semantic lifted for a shape: any use is a TypeError, so the
+    shape is lifted per encoding instead."""
+    __slots__ = ()
+
+    def _refuse(self, *args):
+        raise TypeError("an instruction's bytes are not part of its shape")
+
+    __getitem__ = __iter__ = __len__ = __contains__ = index = hex = _refuse
+
+
+class HandlerInsn:
+    """What a handler is lifted from: an instruction whose address (and, for a shape, whose
+    operands' numbers) are IR values read from the record."""
+
+    def __init__(self, insn, static: bool):
+        self.address = IRValue("%r.addr")
+        self.next = IRValue("%r.next")
+        self.mnemonic, self.op_str, self.rep, self.lock = (insn.mnemonic, insn.op_str,
+                                                           insn.rep, insn.lock)
+        self.groups, self.rule, self.invalid = insn.groups, insn.rule, insn.invalid
+        self.bad_operands = insn.bad_operands
+        branch = CS_GRP_JUMP in insn.groups or CS_GRP_CALL in insn.groups
+        if static:
+            self.raw = insn.raw
+            # A relative branch's target is the record's, whatever the encoding says.
+            self.ops = [_dynamic(op, i) if branch and op.kind == "imm" else op
+                        for i, op in enumerate(insn.ops)]
+        else:
+            self.raw = _Opaque()
+            self.ops = [_dynamic(op, i) for i, op in enumerate(insn.ops)]
+
+    def describe(self) -> str:
+        return f"handler for {self.mnemonic}"
+
+
+def _dynamic(op: Operand, i: int) -> Operand:
+    """The operand with its numbers replaced by the record's (IR values of the handler)."""
+    w = IRValue(f"%r.o{i}")
+    if op.kind == "imm":
+        return Operand("imm", op.size, imm=w)
+    if op.kind == "mem":
+        base = None if op.base is None else "rip" if op.base == "rip" else IRValue(f"%o{i}.base")
+        index = None if op.index is None else IRValue(f"%o{i}.index")
+        return Operand("mem", op.size, base=base, index=index, scale=IRValue(f"%o{i}.sh"),
+                       disp=IRValue("%r.disp"), seg=op.seg)
+    return Operand(op.kind, op.size, reg=w, high=op.high)
+
+
+class _Unit:
+    """The one-instruction block a handler is lifted as: it ends in the next record."""
+
+    def __init__(self, insn):
+        self.insns = [insn]
+        self.start = insn.address
+        self.fetch_fault = None
+
+    end = END
+    jump_slot = None
+    indirect_jump = False
+
+    def successors(self) -> list:
+        return []
+
+
+class HandlerLifter(FunctionLifter):
+    """FunctionLifter for one handler: IR for -O2 (checks and flags written out, no register
+    caching: two operands may name one register), operands read from the record, and the
+    end of the instruction a tail call of the next record's handler."""
+
+    def __init__(self, lifter: Lifter, insn: HandlerInsn, name: str, stops: dict):
+        super().__init__(lifter, [_Unit(insn)], stops, region=False, chain=False, name=name)
+        self.quick = False
+        self.b = IRBuilder()
+        for word, name_ in ((W_ADDR, "addr"), (W_NEXT, "next"), (W_DISP, "disp"),
+                            *((W_OPS + i, f"o{i}") for i in range(len(insn.ops)))):
+            self.entry += [f"  %r.{name_}.p = getelementptr i8, ptr %data, i64 {8 * word}",
+                           f"  %r.{name_} = load i64, ptr %r.{name_}.p"]
+        for i, op in enumerate(insn.ops):
+            if op.kind == "mem" and isinstance(op.scale, IRValue):
+                self.entry += [f"  %o{i}.base = and i64 %r.o{i}, 255",
+                               f"  %o{i}.x = lshr i64 %r.o{i}, 8",
+                               f"  %o{i}.index = and i64 %o{i}.x, 255",
+                               f"  %o{i}.sh = lshr i64 %r.o{i}, 16"]
+
+    def ea(self, op) -> str:
+        b = self.b
+        self.near_sp, self.site_key = False, None
+        parts = []
+        if op.base == "rip":
+            parts.append(IRValue("%r.disp"))      # the record holds the absolute address
+        else:
+            if op.base is not None:
+                parts.append(self.get_gpr(op.base))
+            if op.index is not None:
+                idx = self.get_gpr(op.index)
+                if isinstance(op.scale, IRValue):
+                    idx = b.emit(f"shl i64 {idx}, {op.scale}")
+                elif op.scale != 1:
+                    idx = b.emit(f"shl i64 {idx}, {op.scale.bit_length() - 1}")
+                parts.append(idx)
+            if isinstance(op.disp, IRValue) or op.disp:
+                parts.append(const(op.disp, 64))
+        if op.seg:
+            parts.append(b.emit(f"load i64, ptr {self.ptr(op.seg + '_base')}"))
+        if not parts:
+            return "0"
+        v = parts[0]
+        for p in parts[1:]:
+            v = b.emit(f"add i64 {v}, {p}")
+        return v
+
+    def read(self, op, bits: int | None = None) -> str:
+        if op.kind == "imm" and isinstance(op.imm, IRValue):
+            bits = bits or op.size * 8
+            return op.imm if bits == 64 else self.b.emit(f"trunc i64 {op.imm} to i{bits}")
+        return super().read(op, bits)
+
+    def goto(self, address) -> None:
+        if address is not END:
+            super().goto(address)
+            return
+        b = self.b
+        nxt = b.emit(f"getelementptr i8, ptr %data, i64 {RECORD}")
+        fn = b.emit(f"load ptr, ptr {nxt}")
+        r = b.emit(f"musttail call {BLOCK_CC} i32 {fn}(ptr %st, ptr %mem, ptr %perm, ptr {nxt})")
+        b.stmt(f"ret i32 {r}")
+
+
+def handler_text(lifter: Lifter, insn, static: bool, name: str) -> tuple[str, set]:
+    """The IR of the handler `name` of the instruction's shape (`static`: of its encoding), and
+    the intrinsics it uses. Raises TypeError when the semantic needs numbers the shape lacks."""
+    h = HandlerInsn(insn, static)
+    stops: dict[int, int] = {}
+    while True:
+        fn = HandlerLifter(lifter, h, name, stops)
+        try:
+            body = fn.sync_exits(fn.run() + "\n")
+        except _Retry as r:           # the semantic gave up: the handler exits UNSUPPORTED
+            stops[0] = r.where[1]
+            continue
+        return (f"define internal {BLOCK_CC} i32 @{name}({FUNCTION_ARGS}) nounwind {{\nentry:\n"
+                + "\n".join(fn.entry) + "\n" + body + "}\n"), fn.b.intrinsics
+
+
+def special_text(kind: str, name: str) -> str:
+    """The handlers of the record after a block's instructions (END, FETCH_FAULT)."""
+    head = (f"define internal {BLOCK_CC} i32 @{name}({FUNCTION_ARGS}) nounwind {{\n"
+            f"  %a.p = getelementptr i8, ptr %data, i64 {8 * W_ADDR}\n"
+            f"  %a = load i64, ptr %a.p\n")
+    if kind == END:
+        return (head + f"  %rip = getelementptr %State, ptr %st, i64 0, i32 {field_index('rip')}\n"
+                f"  store i64 %a, ptr %rip\n  ret i32 {Exit.CONTINUE}\n}}\n")
+    return head + (f"  %r = call i32 @fault(ptr %st, i64 %a, i64 %a, i32 {SIGSEGV})\n"
+                   f"  ret i32 %r\n}}\n")
+
+
+def library_text(handlers: list[tuple[str, set]], table: str) -> str:
+    """A module of handler functions (texts defining @h0, @h1, ...) and the table of their
+    addresses, `@table`, the one symbol it exports."""
+    texts = [t for t, _ in handlers]
+    used = set().union(*(u for _, u in handlers)) if handlers else set()
+    n = len(texts)
+    entries = ", ".join(f"ptr @h{i}" for i in range(n))
+    table_def = f"@{table} = constant [{n} x ptr] [{entries}]\n"
+    return module_text(texts + [table_def], used)
