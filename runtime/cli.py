@@ -194,13 +194,33 @@ def cmd_blocks(a) -> int:
 
 
 def cmd_cache(a) -> int:
+    """`jitbt cache info|clear`: the persistent translation cache, and the interpreter's
+    handler libraries beside it (translator/handlers.py)."""
+    from translator.handlers import libraries
     from translator.persist import ObjectStore
     store = ObjectStore.default()
     if a.action == "clear":
-        print(f"removed {store.clear()} entries from {store.folder}")
-    else:
-        n, size = store.info()
-        print(f"{store.folder}: {n} entries, {size / 1e6:.1f} MB")
+        n = store.clear()
+        chunks = 0
+        for folder in libraries(store.folder):
+            for p in folder.iterdir():
+                p.unlink()
+                chunks += 1
+            folder.rmdir()
+        print(f"removed {n} entries and {chunks} handler library files from {store.folder}")
+        return 0
+    kinds = store.info()
+    names = {".o": "compiled modules", ".shape": "region shapes", ".rec": "interpreter records",
+             ".rt": "runtime (the dispatcher)"}
+    total = sum(n for n, _ in kinds.values())
+    size = sum(b for _, b in kinds.values())
+    print(f"{store.folder}: {total} entries, {size / 1e6:.1f} MB")
+    for suffix, (n, b) in sorted(kinds.items()):
+        print(f"  {names.get(suffix, suffix)}: {n} ({b / 1e6:.1f} MB)")
+    for folder in libraries(store.folder):
+        files = list(folder.glob("*.lib"))
+        b = sum(p.stat().st_size for p in files)
+        print(f"  handler library {folder.name}: {len(files)} chunks ({b / 1e6:.1f} MB)")
     return 0
 
 

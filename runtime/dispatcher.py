@@ -31,12 +31,10 @@ EMPTY = (1 << 64) - 1
 # 20-40 ms of -O2; 2,000 runs promoted code that never repaid it (sort compiled 156 blocks hot
 # instead of 126, 0.4 s more, and ran no faster).
 HOT_THRESHOLD = 20000
-# Runs of an interpreted block (knob baseline=interp) before it is compiled by the cold tier.
-# An interpreted entry starts counting at HOT_THRESHOLD - BASELINE_RUNS, so that it leaves with
+# An interpreted block (knob baseline=interp) is compiled by the cold tier after the knob
+# `warmup`'s runs: its entry starts counting at HOT_THRESHOLD - warmup, so that it leaves with
 # Exit.HOT after that many runs like a cold block after HOT_THRESHOLD (``count`` takes the
 # offset off again).
-BASELINE_RUNS = 64
-INTERP_START = HOT_THRESHOLD - BASELINE_RUNS
 NEVER = 1 << 62           # the count given to entries that must never turn hot
 HELD = 1 << 61            # ... and to blocks of a region being compiled (Dispatcher.hold)
 PERF_MAP = "JITBT_PERF_MAP"   # set to 1: write /tmp/perf-PID.map for perf (write_perf_map)
@@ -115,7 +113,8 @@ DISPATCH_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
 
 
 class Dispatcher:
-    def __init__(self, codegen):
+    def __init__(self, codegen, warmup: int = 64):
+        self.interp_start = HOT_THRESHOLD - min(warmup, HOT_THRESHOLD - 1)
         self.table = (Entry * (1 << TABLE_BITS))()
         self.table_addr = ctypes.addressof(self.table)
         ctypes.memset(self.table_addr, 0xFF, ctypes.sizeof(self.table))   # every key EMPTY
@@ -138,14 +137,14 @@ class Dispatcher:
 
     def insert(self, t, count: int = 0) -> None:
         """Enter a translation; a cold one starts counting towards HOT_THRESHOLD from `count`,
-        an interpreted one towards BASELINE_RUNS."""
+        an interpreted one towards the knob `warmup`'s runs."""
         if self.perf_map is not None:
             self.perf_map[t.host] = f"guest_{t.address:x}_{'hot' if t.hot else 'cold'}"
         e = self.table[table_index(t.address)]
         e.key = t.address
         e.fn = t.host
         e.data = t.data
-        e.count = NEVER if t.hot else count + (INTERP_START if t.data else 0)
+        e.count = NEVER if t.hot else count + (self.interp_start if t.data else 0)
 
     def hold(self, address: int) -> None:
         """A block of a region being compiled in the background: it must not turn hot on its
@@ -159,13 +158,13 @@ class Dispatcher:
         enough, it heads a region of its own)."""
         e = self.table[table_index(address)]
         if e.key == address and HELD <= e.count < NEVER:
-            e.count = INTERP_START if e.data else 0
+            e.count = self.interp_start if e.data else 0
 
     def recount(self, address: int) -> None:
         """A block that turned hot but heads no region (yet): it counts afresh."""
         e = self.table[table_index(address)]
         if e.key == address and e.count < HELD:
-            e.count = INTERP_START if e.data else 0
+            e.count = self.interp_start if e.data else 0
 
     def count(self, address: int) -> int:
         """How often the block at `address` ran since it was entered (0 if it is not there)."""
@@ -173,7 +172,7 @@ class Dispatcher:
         if e.key != address:
             return 0
         if e.data and e.count < HELD:
-            return max(0, e.count - INTERP_START)
+            return max(0, e.count - self.interp_start)
         return e.count
 
     def remove(self, t) -> None:

@@ -56,7 +56,7 @@ class Machine:
         store = ObjectStore.default() if self.options.cache else None
         self.knobs = self.options.knobs
         self.translator = Translator(self.mem.fetch, self.knobs, store=store)
-        self.dispatcher = Dispatcher(self.translator.codegen)
+        self.dispatcher = Dispatcher(self.translator.codegen, self.knobs.warmup)
         d = self.dispatcher
         self.translator.on_hold = lambda a, held: d.hold(a) if held else d.release(a)
         self.translator.peek = self._peek
@@ -191,7 +191,7 @@ class Machine:
         """Do what translated code left the dispatcher for (other than a miss)."""
         st, disp = self.state, self.dispatcher
         if code == Exit.HOT and self.translator.is_interpreted(st.rip):
-            # An interpreted block ran BASELINE_RUNS times: compiled now, with the blocks
+            # An interpreted block ran `warmup` times: compiled now, with the blocks
             # around it that ran, each counting on towards HOT_THRESHOLD.
             for t, runs in self.translator.warm_up(st.rip, disp.count):
                 disp.insert(t, runs)

@@ -214,4 +214,5 @@ def sys_execve(m, path_addr, argv_addr, envp_addr):
     if m.strace:
         m.strace_line(f"execve({os.fsdecode(program)!r}, {[os.fsdecode(a) for a in argv]}) = 0")
     _layout_descriptors(m)
+    m.translator.close()        # (keeps what this process translated for later runs)
     os.execve(sys.executable, cmd, env)

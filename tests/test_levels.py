@@ -81,9 +81,9 @@ def test_every_knob_is_in_the_cache_keys():
     variants = {"unit": "block", "flags": "precise", "smc": "off", "count": "on",
                 "clock": "virtual", "routines": "libc", "opt": 1, "region": 4, "trace": True,
                 "chain": "off"}
-    # memory has one value so far; background and baseline change when code is compiled (and
-    # whether it is interpreted first), not the code: the last assertions show both
-    assert set(variants) >= set(KNOBS) - {"memory", "background", "baseline"}
+    # memory has one value so far; background, baseline and warmup change when code is compiled
+    # (and whether it is interpreted first), not the code: the last assertions show it
+    assert set(variants) >= set(KNOBS) - {"memory", "background", "baseline", "warmup"}
     keys = set()
     for name, value in [(None, None), *variants.items()]:
         k = base if name is None else Knobs(**{name: value})
@@ -92,7 +92,7 @@ def test_every_knob_is_in_the_cache_keys():
         keys.add((tr.cache.key, tr.key("blocks", tr.codegen, [block])))
     assert len({c for c, _ in keys}) == len(variants) + 1
     assert len({p for _, p in keys}) == len(variants) + 1
-    for same in (Knobs(background="off"), Knobs(baseline="jit")):
+    for same in (Knobs(background="off"), Knobs(baseline="jit"), Knobs(warmup=5)):
         tr = Translator(mem.fetch, same)
         block = tr.decoder.decode_block(mem.fetch, 0x10000)
         assert (tr.cache.key, tr.key("blocks", tr.codegen, [block])) in keys

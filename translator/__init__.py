@@ -127,7 +127,8 @@ class Translator:
         if knobs.interpreted:
             from .handlers import HandlerLibrary
             self.handlers = HandlerLibrary(self.codegen, knobs,
-                                           threaded=knobs.background == "on")
+                                           threaded=knobs.background == "on",
+                                           save=store is not None)
             if store is not None:
                 from .records import RecordStore
                 self.records = RecordStore(store, fetch, self._key_base())
@@ -645,6 +646,8 @@ class Translator:
         in the persistent store for the next run, and so are the interpreter's records."""
         if self.records is not None:
             self.records.save(self.written_pages)
+        if self.handlers is not None:
+            self.handlers.close()
         if self.background is not None:
             for key, data, error, _ in self.background.close():
                 if data is not None and self.store is not None:

@@ -56,6 +56,15 @@ def _flags(knobs: Knobs) -> str:
     return "exact" if knobs.flags == "exact" else "precise"
 
 
+def libraries(cache: Path | None = None) -> list[Path]:
+    """The handler library folders in the cache folder (one per jitbt and CPU model)."""
+    root = (cache or default_folder()) / "handlers"
+    try:
+        return sorted(p for p in root.iterdir() if p.is_dir())
+    except OSError:
+        return []
+
+
 def handler_knobs(knobs: Knobs) -> Knobs:
     """The knobs handlers are lifted with: one instruction, every defined flag, no chaining."""
     return replace(knobs, flags=_flags(knobs), unit="block", chain="off", count="off",
@@ -83,10 +92,12 @@ def unpack(data: bytes) -> tuple[dict, bytes] | None:
 
 class HandlerLibrary:
     def __init__(self, codegen, knobs: Knobs, folder: Path | None = None,
-                 threaded: bool = False):
+                 threaded: bool = False, save: bool = True):
         """`codegen` loads the chunks (translator/codegen.py, the optimising tier's: handlers
         are compiled at -O2); `threaded`: build wanted handlers on a second thread (a
-        Background, translator/background.py), else on this one when they are submitted."""
+        Background, translator/background.py), else on this one when they are submitted;
+        `save`: keep what is built on disk (not for `jitbt run --no-cache`, which leaves
+        nothing behind: it uses the library as it is)."""
         from .lifter import Lifter
         self.codegen = codegen
         self.knobs = handler_knobs(knobs)
@@ -94,6 +105,7 @@ class HandlerLibrary:
         self.key = library_key(knobs)
         self.folder = (folder or default_folder() / "handlers") / self.key[:24]
         self.threaded = threaded
+        self.saving = save
         self.background = None
         self.addr: dict[str, int] = {}        # shape key -> handler address
         self.static: set[str] = set()         # shape keys whose handlers are per encoding
@@ -225,26 +237,42 @@ class HandlerLibrary:
         return (interp.library_text(texts, table),
                 {"table": table, "handlers": entries, "static": sorted(self.static)})
 
-    def build(self, wanted: dict | None = None) -> int:
-        """Compile the wanted handlers now, on this thread, into a chunk that is loaded and
-        saved; returns how many were built."""
-        from .background import emit_object
+    def build(self, wanted: dict | None = None, parts: int = 1) -> int:
+        """Compile the wanted handlers now into chunks that are loaded and saved (`parts` of
+        them at once, all but one on other threads); returns how many were built."""
+        from .background import Background, emit_object
         wanted = dict(self.wanted if wanted is None else wanted)
         for key in wanted:
             self.wanted.pop(key, None)
         if not wanted:
             return 0
         t0 = time.perf_counter()
-        text, index = self.module(wanted)
+        items = list(wanted.items())
+        modules = [self.module(dict(items[i::parts])) for i in range(parts)]
+        workers = []
+        for text, index in modules[1:]:
+            workers.append(Background(2))
+            workers[-1].submit(index["table"], text)
         cg = self.codegen
+        results = []
         try:
-            obj = emit_object(text, cg.tm, cg.pb, str(cg.tm.target_data), cg.tm.triple)
+            text, index = modules[0]
+            results.append((index, emit_object(text, cg.tm, cg.pb, str(cg.tm.target_data),
+                                               cg.tm.triple)))
         except RuntimeError as e:
-            self.broken.update(k for k, _, _ in index["handlers"])
-            raise CompileError(f"handlers: {e}") from None
-        self._finish(index, obj)
+            results.append((index, e))
+        for bg, (_, index) in zip(workers, modules[1:]):
+            bg.wait()
+            ((_, obj, error, _),) = bg.take()
+            bg.close()
+            results.append((index, obj if error is None else RuntimeError(error)))
+        for index, obj in results:
+            if isinstance(obj, Exception):
+                self.broken.update(k for k, _, _ in index["handlers"])
+                raise CompileError(f"handlers: {obj}")
+            self._finish(index, obj)
         self.seconds_build += time.perf_counter() - t0
-        return len(index["handlers"])
+        return sum(len(index["handlers"]) for index, _ in results)
 
     def submit(self) -> None:
         """Send the wanted handlers to the second thread (without one: build them now)."""
@@ -282,12 +310,25 @@ class HandlerLibrary:
         self.submit()
         return True
 
+    def close(self) -> None:
+        """End the second thread: it finishes the chunk in flight (an LLVM call cannot be
+        interrupted), which is saved with the others it finished, for later runs."""
+        if self.background is None:
+            return
+        for table, obj, error, _ in self.background.close():
+            index, _ = self._jobs.pop(table, (None, None))
+            if index is not None and obj is not None and error is None:
+                self.save(index, obj)
+        self.background = None
+
     def _finish(self, index: dict, obj: bytes) -> None:
         self._add(index, obj)
         self.built += len(index["handlers"])
         self.save(index, obj)
 
     def save(self, index: dict, obj: bytes) -> Path | None:
+        if not self.saving:
+            return None
         try:
             os.makedirs(self.folder, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
@@ -368,7 +409,7 @@ def prepare(library: HandlerLibrary, programs=(), progress=None) -> tuple[int, f
             wanted[key] = (first, False)
     old = list(library.chunks)
     library.addr.clear()
-    n = library.build(wanted)
+    n = library.build(wanted, parts=2)
     for path in old:
         try:
             path.unlink()

@@ -41,11 +41,13 @@ The knobs, with what each value means:
   tail-calls it; ``off`` every translation returns to the dispatcher loop (QEMU's -d nochain).
 - ``baseline``: what runs new code. ``interp`` the interpreter (translator/interp.py): a block
   is decoded into records of precompiled per-shape handlers and runs at once, and is compiled
-  (by the cold tier) only once it has run BASELINE_RUNS times (runtime/dispatcher.py); ``jit``
+  (by the cold tier) only once it has run ``warmup`` times (runtime/dispatcher.py); ``jit``
   every new block is compiled before it runs (regions of blocks, at -O0). The interpreter keeps
   the state exact at every instruction, but counts nothing and traces nothing, so the levels
   that count instructions or cycles, trace, or model undefined flags use ``jit``. It changes
   what is compiled when, never the code: it is not part of cache keys.
+- ``warmup``: runs of an interpreted block before the cold tier compiles it (with the blocks
+  around it that ran). Like ``baseline``, not part of cache keys.
 - ``background``: ``on`` hot regions are optimised and compiled on a second thread while the
   guest runs on in its cold code, and enter the lookup table when they are ready; ``off`` the
   guest waits for each (HotSpot's -Xbatch), so when hot code takes over depends only on run
@@ -75,6 +77,7 @@ class Knobs:
     region: int = 16
     chain: str = "on"
     baseline: str = "interp"
+    warmup: int = 64
     background: str = "on"
     trace: bool = False          # --trace: not a knob of the presets, but it changes the code
     level: str = DEFAULT_LEVEL   # the preset these knobs came from (for reports)
@@ -112,7 +115,7 @@ class Knobs:
         return self.baseline == "interp" and self.interpreter_conflict() is None
 
 
-_NOT_IN_KEY = ("level", "background", "baseline")
+_NOT_IN_KEY = ("level", "background", "baseline", "warmup")
 
 # knob -> (allowed values or type, what it is)
 KNOBS: dict[str, tuple] = {
@@ -127,6 +130,7 @@ KNOBS: dict[str, tuple] = {
     "region": (int, "most blocks translated together"),
     "chain": (("on", "off"), "translations jump to their successors without the dispatcher"),
     "baseline": (("interp", "jit"), "what runs new code: the interpreter, or compiled code"),
+    "warmup": (int, "runs of an interpreted block before it is compiled"),
     "background": (("on", "off"), "hot regions compiled on a second thread"),
 }
 

@@ -104,21 +104,27 @@ class ObjectStore:
         except OSError:
             pass           # a cache that cannot be written is only a slower run
 
-    def info(self) -> tuple[int, int]:
-        """(number of entries, bytes)."""
-        n = size = 0
-        for p in (self.folder / "objects").glob(f"*/*{SUFFIX}"):
-            n += 1
-            size += p.stat().st_size
-        return n, size
+    def info(self) -> dict[str, tuple[int, int]]:
+        """{kind of entry (its suffix: ".o" object code, ".shape" region shapes, ".rec"
+        interpreter records): (number of entries, bytes)}."""
+        out: dict[str, tuple[int, int]] = {}
+        for p in (self.folder / "objects").glob("*/*"):
+            if p.name.startswith(".tmp-"):
+                continue
+            n, size = out.get(p.suffix, (0, 0))
+            try:
+                out[p.suffix] = (n + 1, size + p.stat().st_size)
+            except OSError:
+                pass
+        return out
 
     def clear(self) -> int:
-        """Remove every entry; returns how many object files there were."""
+        """Remove every entry; returns how many there were."""
         n = 0
         for p in (self.folder / "objects").glob("*/*"):
             try:
                 p.unlink()
-                n += p.suffix == SUFFIX
+                n += 1
             except OSError:
                 pass
         return n
