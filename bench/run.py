@@ -98,13 +98,15 @@ def jitbt_stats(path: Path, timeout: float) -> dict:
     stats["insns_per_s"] = first / seconds if seconds else 0.0
     front = stats.get("decode_s", 0.0) + stats.get("records_s", 0.0)
     stats["interp_insns_per_s"] = stats.get("interp_insns", 0) / front if front else 0.0
-    warm = _stats_of(JITBT + ["--stats", str(path)], timeout, warm=True)
+    warm = _stats_of(JITBT + ["--stats", str(path)], timeout)
     stats["warm_hits"] = warm.get("cache_hits", 0)
     return stats
 
 
-def _stats_of(cmd: list[str], timeout: float, warm: bool = False) -> dict:
-    env = dict(os.environ, XDG_CACHE_HOME=str(WARM_CACHE)) if warm else None
+def _stats_of(cmd: list[str], timeout: float) -> dict:
+    """--stats of a run with the cache folder the timed runs use (the cold one is told
+    --no-cache: it translates everything, with the prepared handler library)."""
+    env = dict(os.environ, XDG_CACHE_HOME=str(WARM_CACHE))
     p = subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=ROOT, env=env)
     stats = {}
     for line in p.stderr.decode(errors="replace").splitlines():

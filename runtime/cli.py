@@ -171,12 +171,18 @@ def cmd_blocks(a) -> int:
         raise JitbtError(f"{start:#x} is not in executable guest memory")
     blocks = tr.decode_region(start, a.count)
     out = sys.stdout
+    lib = tr.handlers                  # (the interpreter's: each instruction's handler)
+    if lib is not None:
+        lib.load()
     for block in blocks:
         out.write(f"block {block.start:#x}..{block.end:#x} ({len(block.insns)} instructions)\n")
         for insn in block.insns:
             note = f"   ; {insn.rule.action}: {insn.rule.reason}" if insn.rule else ""
             if not insn.rule and (insn.mnemonic not in semantics() or insn.bad_operands):
                 note = "   ; no semantics yet: runs as SIGILL"
+            elif not insn.rule and lib is not None:
+                key = lib.key_of(insn)
+                note = f"   ; handler [{key}]" + ("" if key in lib.addr else " (not built yet)")
             out.write(f"  {insn.describe()}{note}\n")
         if block.fetch_fault is not None:
             out.write(f"  {block.fetch_fault:#x}: (not executable: fetch faults with SIGSEGV)\n")

@@ -19,7 +19,7 @@ import ctypes
 import os
 
 from translator import SOURCE_DIGEST, VERSION
-from translator.lifter import BLOCK_CC, MODULE_HEADER, RUNTIME_DEFS, native_entry
+from translator.runtime_ir import BLOCK_CC, MODULE_HEADER, RUNTIME_DEFS, native_entry
 from translator.persist import module_key
 from translator.state import TABLE_BITS, TABLE_ENTRY, Exit, field_index, table_index
 from translator.state import table_index_ir
@@ -124,6 +124,13 @@ class Dispatcher:
         self._fn = DISPATCH_FN(addr)
         self.perf_map: dict | None = {addr: "jitbt_dispatch"} if os.environ.get(PERF_MAP) else None
 
+    def name_handlers(self, handlers: dict) -> None:
+        """Name the interpreter's handlers ({shape key: address}) in the perf map: every
+        interpreted block shares them, so samples there are the interpreter's, by shape."""
+        if self.perf_map is not None:
+            for key, addr in handlers.items():
+                self.perf_map[addr] = f"jitbt_handler[{key}]"
+
     def write_perf_map(self) -> None:
         """With JITBT_PERF_MAP=1 in the environment: name every translation that was entered in
         /tmp/perf-PID.map, where `perf report` looks for JIT code (a function's size is taken as
@@ -138,7 +145,7 @@ class Dispatcher:
     def insert(self, t, count: int = 0) -> None:
         """Enter a translation; a cold one starts counting towards HOT_THRESHOLD from `count`,
         an interpreted one towards the knob `warmup`'s runs."""
-        if self.perf_map is not None:
+        if self.perf_map is not None and not t.data:   # (handlers are named by name_handlers)
             self.perf_map[t.host] = f"guest_{t.address:x}_{'hot' if t.hot else 'cold'}"
         e = self.table[table_index(t.address)]
         e.key = t.address

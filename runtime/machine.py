@@ -155,6 +155,8 @@ class Machine:
         finally:
             self.translator.close()
             self.seconds_run = time.perf_counter() - t0
+            if self.translator.handlers is not None:
+                self.dispatcher.name_handlers(self.translator.handlers.addr)
             self.dispatcher.write_perf_map()
             if self.trace:
                 self.trace.flush()

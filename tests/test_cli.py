@@ -84,6 +84,7 @@ def test_blocks_shows_instructions_and_ir():
     assert out.startswith("block 0x401000..")
     assert "syscall" in out and "exit: system calls are served by the runtime" in out
     assert "define preserve_nonecc i32 @b_401000(" in out
+    assert "; handler [mov r4 i4]" in out          # the interpreter's, for mov eax, imm32
     r = run_jitbt("blocks", BUILD / "fib-O2", "--count", "3", "--optimised")
     assert r.returncode == 0 and r.stdout.decode().count("\nblock ") + 1 >= 3
 

@@ -7,7 +7,7 @@ import ctypes
 import pytest
 
 from translator.codegen import Codegen
-from translator.lifter import MODULE_HEADER
+from translator.runtime_ir import MODULE_HEADER
 from translator.state import FIELDS, CPUState, field_offset
 
 

@@ -140,7 +140,7 @@ class Translator:
         base, permission table) -> exit code. Translated functions use their own calling
         convention (BLOCK_CC), so a C trampoline calls them."""
         if self._enter is None:
-            from .lifter import BLOCK_CC, MODULE_HEADER, RUNTIME_DEFS, native_entry
+            from .runtime_ir import BLOCK_CC, MODULE_HEADER, RUNTIME_DEFS, native_entry
             ir = (MODULE_HEADER + RUNTIME_DEFS
                   + f"define i32 @jitbt_enter(ptr %fn, ptr %st, ptr %mem, ptr %perm, "
                     f"ptr %data) {{\n"

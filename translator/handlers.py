@@ -178,14 +178,17 @@ class HandlerLibrary:
         except OSError:
             return False
         chunk = unpack(data)
-        if chunk is None:
-            self.corrupt += 1
+        try:
+            if chunk is None:
+                raise CompileError("damaged")
+            self._add(*chunk)
+        except (CompileError, RuntimeError, KeyError, TypeError, ValueError):
+            self.corrupt += 1           # torn, damaged or not ours: removed, built again
             try:
                 path.unlink()
             except OSError:
                 pass
             return False
-        self._add(*chunk)
         self.chunks.append(path)
         return True
 
@@ -219,13 +222,17 @@ class HandlerLibrary:
             try:
                 texts.append(interp.handler_text(self.lifter, insn, is_static, name))
             except TypeError:
-                if is_static:
-                    raise
-                # The semantic needs numbers of the encoding: handlers per encoding.
-                self.static.add(key)
-                skey = interp.static_key(insn)
-                if skey not in self.addr:
-                    todo.append((skey, (insn, True)))
+                if not is_static:
+                    # The semantic needs numbers of the encoding: handlers per encoding.
+                    self.static.add(key)
+                    skey = interp.static_key(insn)
+                    if skey not in self.addr:
+                        todo.append((skey, (insn, True)))
+                    continue
+                self.broken.add(key)    # (its blocks are compiled; the JIT reports bugs)
+                continue
+            except Exception:           # noqa: BLE001 - a semantic failing for this shape
+                self.broken.add(key)
                 continue
             entries.append([key, insn.raw.hex(), insn.address])
         return texts, entries

@@ -38,7 +38,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from .lifter import BLOCK_CC, CHECK_DEF, FUNCTION_ARGS, MODULE_HEADER
+from .runtime_ir import BLOCK_CC, CHECK_DEF, FUNCTION_ARGS, MODULE_HEADER
 from .state import ADDRESS_LIMIT, PAGE_SIZE, PERM_R, PERM_W, Exit, field_index
 
 MAX_ROUTINES = 32          # the length of the state's hle_calls array

@@ -32,7 +32,7 @@ state exact at the instruction (every defined flag is computed: the flag model i
 The dispatcher calls a block's first handler with its records as the fourth argument (the
 lookup table keeps them beside the function)::
 
-    lib = HandlerLibrary(codegen, folder)         # translator/handlers.py: handlers on disk
+    lib = HandlerLibrary(codegen, knobs)          # translator/handlers.py: handlers on disk
     t = interpret(lib, block)                     # a Translation, or None if a shape is missing
 """
 from __future__ import annotations
@@ -43,8 +43,8 @@ import struct
 from .cache import Translation
 from .decoder import CS_GRP_CALL, CS_GRP_JUMP, Operand
 from .irbuilder import IRBuilder, IRValue, const
-from .lifter import (BLOCK_CC, FUNCTION_ARGS, FunctionLifter, Lifter, _Retry, module_text,
-                     semantics)
+from .lifter import FunctionLifter, Lifter, _Retry, module_text, semantics
+from .runtime_ir import BLOCK_CC, FUNCTION_ARGS
 from .state import SIGSEGV, Exit, field_index
 
 WORDS = 8
