@@ -328,7 +328,8 @@ class Machine:
                ("  of which from stored records",
                 f"{tr.records.loaded if tr.records else 0} blocks"),
                ("blocks compiled once interpreted", f"{s.warmed} ({s.warm_insns} instructions)"),
-               ("handler library", f"{len(lib.addr)} handlers, {len(lib.chunks)} chunks, "
+               ("handler library", f"{lib.folder.name}: {len(lib.addr)} handlers, "
+                f"{len(lib.chunks)} chunks, "
                 f"loading {lib.seconds_load:.4f} s; built {lib.built} this run "
                 f"({lib.seconds_build:.4f} s here)"
                 + (f", {lib.corrupt} corrupt chunks removed" if lib.corrupt else "")))
