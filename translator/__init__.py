@@ -201,8 +201,8 @@ class Translator:
         return blocks
 
     def translate_region(self, address: int) -> list[Translation]:
-        """Translate the code at `address` (a miss): a replaced routine (hle), a region a
-        earlier run compiled (persistent cache), the block interpreted (baseline=interp), or
+        """Translate the code at `address` (a miss): a replaced routine (hle), the block
+        interpreted (baseline=interp), a region an earlier run compiled (persistent cache), or
         a region of blocks compiled by the cold tier."""
         if self.routine_at(address) is not None:
             t = self.translate_routine(address)
@@ -210,12 +210,14 @@ class Translator:
                 self.cache.put(t)
                 return [t]
         out = None
-        if self.records is None or self.records.may_have_region(address):
-            out = self._from_manifest(address)
-        if out is None and self.handlers is not None:
+        if self.handlers is not None:
+            # (a compiled region stored by an earlier run is loaded when the block is warmed
+            # up: interpreting a block 64 times costs less than loading a module for it)
             t = self._interpret(address)
             if t is not None:
                 out = [t]
+        if out is None:
+            out = self._from_manifest(address)
         if out is None:
             t0 = time.perf_counter()
             blocks = self.decode_region(address)
@@ -237,8 +239,6 @@ class Translator:
             spec = [[b.start, b.end, b.fetch_fault, len(b.insns)] for b in blocks]
             self.store.put(self._shape_key("shape", blocks[0].start), json.dumps(spec).encode(),
                            SHAPE)
-            if self.records is not None:
-                self.records.note_region(blocks[0].start)
         return out
 
     # ---- the interpreter (knob baseline=interp, translator/interp.py) -------------------------

@@ -41,7 +41,6 @@ import ctypes
 import struct
 
 from .cache import Translation
-from .decoder import CS_GRP_CALL, CS_GRP_JUMP, Operand
 from .irbuilder import IRBuilder, IRValue, const
 from .lifter import FunctionLifter, Lifter, _Retry, module_text, semantics
 from .runtime_ir import BLOCK_CC, FUNCTION_ARGS
@@ -61,7 +60,7 @@ _PREFIX = {0xF3: "rep ", 0xF2: "repne "}
 
 
 # ---- shapes ------------------------------------------------------------------------------------
-def _operand(op: Operand) -> tuple[str, int]:
+def _operand(op) -> tuple[str, int]:
     """An operand's part of a shape key, and its record word."""
     kind = op.kind
     if kind == "reg":
@@ -77,10 +76,10 @@ def _operand(op: Operand) -> tuple[str, int]:
     return kind, op.reg          # xmm, mm, st
 
 
-_OPERANDS: dict[int, tuple] = {}    # id(Operand) -> (Operand, key part, word): operands are shared
+_OPERANDS: dict[int, tuple] = {}    # id(op) -> (op, key part, word): decoded Operands are shared
 
 
-def _op(op: Operand) -> tuple:
+def _op(op) -> tuple:
     e = _OPERANDS.get(id(op))
     if e is None or e[0] is not op:
         if len(_OPERANDS) >= 1 << 16:
@@ -164,6 +163,7 @@ class HandlerInsn:
                                                            insn.rep, insn.lock)
         self.groups, self.rule, self.invalid = insn.groups, insn.rule, insn.invalid
         self.bad_operands = insn.bad_operands
+        from .decoder import CS_GRP_CALL, CS_GRP_JUMP     # (a warm run may never decode)
         branch = CS_GRP_JUMP in insn.groups or CS_GRP_CALL in insn.groups
         if static:
             self.raw = insn.raw
@@ -178,8 +178,9 @@ class HandlerInsn:
         return f"handler for {self.mnemonic}"
 
 
-def _dynamic(op: Operand, i: int) -> Operand:
+def _dynamic(op, i: int):
     """The operand with its numbers replaced by the record's (IR values of the handler)."""
+    from .decoder import Operand
     w = IRValue(f"%r.o{i}")
     if op.kind == "imm":
         return Operand("imm", op.size, imm=w)

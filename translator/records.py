@@ -5,9 +5,7 @@ static hello world about half of its warm run. So the records of the blocks inte
 page are stored under the page's address and bytes: a later run whose page holds the same bytes
 makes those blocks' records from the entry, after checking each block's own bytes (a block may
 run on into the next page), with the handler addresses of its own handler library (a record
-names its handler by shape key). The entry also lists the region heads on the page whose
-compiled modules are in the persistent cache, so that a miss elsewhere on the page does not look
-for one::
+names its handler by shape key)::
 
     rs = RecordStore(store, fetch, key_base)
     t = rs.translation(address, library)     # an interpreted Translation, or None
@@ -16,6 +14,7 @@ for one::
 """
 from __future__ import annotations
 
+import array
 import ctypes
 import json
 import struct
@@ -27,8 +26,7 @@ from .persist import module_key
 from .state import PAGE_SHIFT, PAGE_SIZE
 
 SUFFIX = ".rec"
-_WORDS = struct.Struct("<7Q")
-_H = struct.Struct("<Q")
+_RECORD = struct.Struct("<8Q")      # as the interpreter's, with 0 for the handler (word 0)
 
 
 class RecordStore:
@@ -37,7 +35,6 @@ class RecordStore:
         self.fetch = fetch
         self.key_base = key_base
         self.pages: dict[int, dict | None] = {}   # page -> {start: stored entry}, None: none
-        self.heads: dict[int, set] = {}           # page -> stored region heads on it
         self.new: dict[int, dict] = {}            # page -> {start: (keys, words, ...)} to save
         self.loaded = 0                           # blocks made from stored records
 
@@ -55,25 +52,8 @@ class RecordStore:
         data = self.store.get(key, SUFFIX) if key else None
         if data is not None:
             entries = _parse(data)
-            if entries is not None:
-                entries, heads = entries
-                self.heads.setdefault(page, set()).update(heads)
         self.pages[page] = entries
         return entries
-
-    def may_have_region(self, address: int) -> bool:
-        """Might a compiled region start at `address` (False only when the page's entry says
-        no region starts there)?"""
-        page = address >> PAGE_SHIFT
-        return self._page(page) is None or address in self.heads.get(page, ())
-
-    def note_region(self, address: int) -> None:
-        """A region starting at `address` has been stored."""
-        page = address >> PAGE_SHIFT
-        heads = self.heads.setdefault(page, set())
-        if address not in heads:
-            heads.add(address)
-            self.new.setdefault(page, {})
 
     def translation(self, address: int, library) -> Translation | None:
         """The interpreted translation of the block at `address` from stored records, when
@@ -90,10 +70,8 @@ class RecordStore:
         if None in handlers:
             return None
         n = len(handlers)
-        buf = ctypes.create_string_buffer(n * RECORD)
-        for i, h in enumerate(handlers):
-            _H.pack_into(buf, i * RECORD, h)
-            buf[i * RECORD + 8:(i + 1) * RECORD] = words[i * 56:(i + 1) * 56]
+        buf = ctypes.create_string_buffer(words, n * RECORD)
+        memoryview(buf).cast("B").cast("Q")[::RECORD // 8] = array.array("Q", handlers)
         self.loaded += 1
         return Translation(address, max(end, address + 1), handlers[0], n - 1, "interp", False,
                            (), ctypes.addressof(buf), buf)
@@ -102,15 +80,15 @@ class RecordStore:
         """Remember a block interpreted this run, to be saved."""
         keys = library.keys(block)
         last = block.fetch_fault if block.fetch_fault is not None else block.end
-        words = b"".join(_WORDS.pack(*record_words(i)) for i in block.insns) + \
-            _WORDS.pack(last, last, 0, 0, 0, 0, 0)
+        words = b"".join(_RECORD.pack(0, *record_words(i)) for i in block.insns) + \
+            _RECORD.pack(0, last, last, 0, 0, 0, 0, 0)
         raw = b"".join(i.raw for i in block.insns)
         self.new.setdefault(block.start >> PAGE_SHIFT, {})[block.start] = (
             block.end, block.fetch_fault, raw, keys, words)
 
     def save(self, skip=()) -> None:
-        """Store the entries of the pages that got blocks or regions this run (with what their
-        entries held before), except pages in `skip` (code written by the guest)."""
+        """Store the entries of the pages that got blocks this run (with what their entries
+        held before), except pages in `skip` (code written by the guest)."""
         for page, fresh in self.new.items():
             if page in skip:
                 continue
@@ -119,22 +97,21 @@ class RecordStore:
                 continue
             entries = dict(self.pages.get(page) or {})
             entries.update(fresh)
-            self.store.put(key, _pack(entries, self.heads.get(page, ())), SUFFIX)
+            self.store.put(key, _pack(entries), SUFFIX)
 
 
-def _pack(entries: dict, heads) -> bytes:
+def _pack(entries: dict) -> bytes:
     keys: dict[str, int] = {}
     blocks, blob = [], []
     for start, (end, fault, raw, ks, words) in entries.items():
         blocks.append([start, end, fault, len(raw), [keys.setdefault(k, len(keys)) for k in ks]])
         blob += [raw, words]
-    head = json.dumps({"keys": list(keys), "blocks": blocks, "heads": sorted(heads)},
-                      separators=(",", ":")).encode()
+    head = json.dumps({"keys": list(keys), "blocks": blocks}, separators=(",", ":")).encode()
     return struct.pack("<I", len(head)) + head + b"".join(blob)
 
 
 def _parse(data: bytes):
-    """({start: (end, fault, raw, keys, words)}, heads) of an entry, or None if malformed."""
+    """{start: (end, fault, raw, keys, words)} of an entry, or None if malformed."""
     try:
         (n,) = struct.unpack_from("<I", data)
         head = json.loads(data[4:4 + n])
@@ -143,12 +120,12 @@ def _parse(data: bytes):
         for start, end, fault, nraw, ks in head["blocks"]:
             raw = data[at:at + nraw]
             at += nraw
-            nwords = 56 * len(ks)
+            nwords = RECORD * len(ks)
             words = data[at:at + nwords]
             at += nwords
             if len(raw) != nraw or len(words) != nwords:
                 return None
             out[start] = (end, fault, raw, [names[k] for k in ks], words)
-        return out, head["heads"]
+        return out
     except (ValueError, KeyError, TypeError, IndexError, struct.error):
         return None
