@@ -18,8 +18,11 @@ def _run(cache: Path, tmp: Path, *extra):
     env = dict(os.environ, XDG_CACHE_HOME=str(cache))
     out = tmp / f"out{len(list(tmp.iterdir()))}"
     out.mkdir()
-    # (background=off: which hot regions reach the store must not depend on the thread's timing)
-    return run_jitbt("run", "--stats", "--set", "background=off", *extra, GUEST, out, env=env)
+    # (background=off: which hot regions reach the store must not depend on the thread's
+    # timing; baseline=jit: every block is compiled, and a warm run loads all of them by their
+    # stored shapes: tests/test_interp.py has the interpreter's records)
+    return run_jitbt("run", "--stats", "--set", "background=off", "--set", "baseline=jit",
+                     *extra, GUEST, out, env=env)
 
 
 def _store(r) -> dict:

@@ -222,22 +222,24 @@ class Translator:
             t0 = time.perf_counter()
             blocks = self.decode_region(address)
             self.stats.seconds_decode += time.perf_counter() - t0
-            out = self._compile_new(blocks)
+            out = self._compile_new([_shape(b) for b in blocks], [len(b.insns) for b in blocks],
+                                    blocks)
         for t in out:
             self.cache.put(t)
         return out
 
-    def _compile_new(self, blocks) -> list[Translation]:
-        """Compile a region of new blocks (the cold tier's modules when tiered), and remember
-        its shape under its first address for later runs."""
+    def _compile_new(self, shapes, ninsns, blocks) -> list[Translation]:
+        """Compile a region of blocks of these shapes (the cold tier's modules when tiered;
+        `blocks` None: decoded only if not in a cache), and remember its shape under its first
+        address for later runs."""
         if self.tiered:
-            out = self._compile_cold([_shape(b) for b in blocks], [len(b.insns) for b in blocks],
-                                     blocks)
+            out = self._compile_cold(shapes, ninsns, blocks)
         else:
-            out = self.compile_blocks(blocks, hot=True)
+            out = self._compile(shapes, ninsns, blocks, hot=True)
         if self.store is not None:
-            spec = [[b.start, b.end, b.fetch_fault, len(b.insns)] for b in blocks]
-            self.store.put(self._shape_key("shape", blocks[0].start), json.dumps(spec).encode(),
+            spec = [[start, start + len(raw), fault, n] for (start, fault, raw), n
+                    in zip(shapes, ninsns)]
+            self.store.put(self._shape_key("shape", shapes[0][0]), json.dumps(spec).encode(),
                            SHAPE)
         return out
 
@@ -284,27 +286,39 @@ class Translator:
         """The interpreted block at `address` has run often enough to be compiled: compile it
         with the interpreted blocks reachable from it by direct branches that have run
         (`runs(address)` > 0), by the cold tier, as one region; they replace the interpreted
-        translations (the cache's). Returns each with the runs of the block it replaces."""
-        blocks, seen, todo = [], {address}, [address]
+        translations (the cache's). Returns each with the runs of the block it replaces.
+        Blocks made from stored records are not decoded: their shapes and successors were
+        stored with them, and a module a later run needs is in the persistent cache."""
+        shapes, ninsns, blocks, seen, todo = [], [], [], {address}, [address]
         key = self.cache.key
-        while todo and len(blocks) < self.region_blocks:
+        made = self.records.made if self.records is not None else {}
+        while todo and len(shapes) < self.region_blocks:
             a = todo.pop(0)
             t = self.cache._lru.get((a,) + key)
             if a != address and (t is None or not t.interpreted):
                 continue
             block = self.interpreted.pop(a, None)
-            if block is None:           # (made from stored records, or evicted meanwhile)
-                block = self.decoder.decode_block(self.fetch, a, self.max_insns)
-                self.stats.decoded += 1
-            blocks.append(block)
-            for succ in block.successors():
+            if block is None and a in made:
+                fault, raw, n, succs = made.pop(a)
+                shapes.append((a, fault, raw))
+                ninsns.append(n)
+                blocks.append(None)
+            else:
+                if block is None:           # (evicted meanwhile: decoded again)
+                    block = self.decoder.decode_block(self.fetch, a, self.max_insns)
+                    self.stats.decoded += 1
+                shapes.append(_shape(block))
+                ninsns.append(len(block.insns))
+                blocks.append(block)
+                succs = block.successors()
+            for succ in succs:
                 if succ not in seen and runs(succ) > 0:
                     seen.add(succ)
                     todo.append(succ)
-        self.stats.warmed += len(blocks)
-        self.stats.warm_insns += sum(len(b.insns) for b in blocks)
-        counts = {b.start: runs(b.start) for b in blocks}
-        out = self._compile_new(blocks)
+        self.stats.warmed += len(shapes)
+        self.stats.warm_insns += sum(ninsns)
+        counts = {start: runs(start) for start, _, _ in shapes}
+        out = self._compile_new(shapes, ninsns, None if None in blocks else blocks)
         for t in out:
             self.cache.put(t)
         return [(t, counts.get(t.address, 0)) for t in out]

@@ -37,6 +37,9 @@ class RecordStore:
         self.pages: dict[int, dict | None] = {}   # page -> {start: stored entry}, None: none
         self.new: dict[int, dict] = {}            # page -> {start: (keys, words, ...)} to save
         self.loaded = 0                           # blocks made from stored records
+        # start -> (fetch fault, bytes, instructions, successors) of each block made from
+        # stored records: what compiling it needs without decoding it (Translator.warm_up)
+        self.made: dict[int, tuple] = {}
 
     def _key(self, page: int) -> str | None:
         data = self.fetch(page << PAGE_SHIFT, PAGE_SIZE)
@@ -62,7 +65,7 @@ class RecordStore:
         e = entries.get(address) if entries else None
         if e is None:
             return None
-        end, fault, raw, keys, words = e
+        end, fault, raw, keys, words, succs = e
         if self.fetch(address, len(raw)) != raw or (fault is not None and self.fetch(fault, 1)):
             return None
         addr = library.addr
@@ -73,6 +76,7 @@ class RecordStore:
         buf = ctypes.create_string_buffer(words, n * RECORD)
         memoryview(buf).cast("B").cast("Q")[::RECORD // 8] = array.array("Q", handlers)
         self.loaded += 1
+        self.made[address] = (fault, raw, n - 1, succs)
         return Translation(address, max(end, address + 1), handlers[0], n - 1, "interp", False,
                            (), ctypes.addressof(buf), buf)
 
@@ -84,7 +88,7 @@ class RecordStore:
             _RECORD.pack(0, last, last, 0, 0, 0, 0, 0)
         raw = b"".join(i.raw for i in block.insns)
         self.new.setdefault(block.start >> PAGE_SHIFT, {})[block.start] = (
-            block.end, block.fetch_fault, raw, keys, words)
+            block.end, block.fetch_fault, raw, keys, words, block.successors())
 
     def save(self, skip=()) -> None:
         """Store the entries of the pages that got blocks this run (with what their entries
@@ -103,21 +107,22 @@ class RecordStore:
 def _pack(entries: dict) -> bytes:
     keys: dict[str, int] = {}
     blocks, blob = [], []
-    for start, (end, fault, raw, ks, words) in entries.items():
-        blocks.append([start, end, fault, len(raw), [keys.setdefault(k, len(keys)) for k in ks]])
+    for start, (end, fault, raw, ks, words, succs) in entries.items():
+        blocks.append([start, end, fault, len(raw), [keys.setdefault(k, len(keys)) for k in ks],
+                       succs])
         blob += [raw, words]
     head = json.dumps({"keys": list(keys), "blocks": blocks}, separators=(",", ":")).encode()
     return struct.pack("<I", len(head)) + head + b"".join(blob)
 
 
 def _parse(data: bytes):
-    """{start: (end, fault, raw, keys, words)} of an entry, or None if malformed."""
+    """{start: (end, fault, raw, keys, words, successors)} of an entry, or None if malformed."""
     try:
         (n,) = struct.unpack_from("<I", data)
         head = json.loads(data[4:4 + n])
         names = head["keys"]
         at, out = 4 + n, {}
-        for start, end, fault, nraw, ks in head["blocks"]:
+        for start, end, fault, nraw, ks, succs in head["blocks"]:
             raw = data[at:at + nraw]
             at += nraw
             nwords = RECORD * len(ks)
@@ -125,7 +130,7 @@ def _parse(data: bytes):
             at += nwords
             if len(raw) != nraw or len(words) != nwords:
                 return None
-            out[start] = (end, fault, raw, [names[k] for k in ks], words)
+            out[start] = (end, fault, raw, [names[k] for k in ks], words, succs)
         return out
     except (ValueError, KeyError, TypeError, IndexError, struct.error):
         return None
