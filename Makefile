@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 # Debian packages the build and the tests need (busybox-static, not Debian's dynamic busybox)
 DEBS   := gcc make binutils musl-tools qemu-user busybox-static
 
-.PHONY: run test guests deps venv clean bench prepare
+.PHONY: run test guests deps venv clean bench prepare prepare-list
 
 run: venv guests prepare
 	$(BIN)/jitbt run guests/build/hello
@@ -36,6 +36,9 @@ PREPARE := guests/build/libcmix-glibc guests/build/libcmix-glibc-pie guests/buil
            guests/build/numeric-glibc-O3 guests/build/numeric-musl-O3 /bin/busybox
 prepare: venv guests
 	$(BIN)/jitbt prepare $(PREPARE)
+
+prepare-list:
+	@echo $(PREPARE)
 
 # Install missing Debian packages (CI machines start with only what this Makefile installs).
 deps:
