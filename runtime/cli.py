@@ -4,7 +4,7 @@
               [--strict] [-O N] PROGRAM [ARGS...]
     jitbt levels
     jitbt blocks PROGRAM [--at ADDRESS] [--count N] [--optimised]
-    jitbt conformance [--only REGEX] [--json | --list]
+    jitbt conformance [--only REGEX] [--accuracy LEVEL] [--tier hot|cold|interp] [--json | --list]
 
 Every problem jitbt meets is reported as one line on stderr with a non-zero exit status; a Python
 traceback reaching the user is a bug.
@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(searched, e.g. '^add ' or 'xmm')")
     k.add_argument("--accuracy", default="block", metavar="LEVEL", help="translate at this "
                    "level; at datapath undefined flags and MXCSR/x87 exception bits must match")
+    k.add_argument("--tier", default="hot", choices=("hot", "cold", "interp"),
+                   help="run the forms through the optimising tier (the default), the cold "
+                   "tier, or the interpreter's handlers")
     out = k.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the report as JSON")
     out.add_argument("--list", action="store_true", help="list the forms instead of running "
@@ -235,15 +238,21 @@ def cmd_prepare(a) -> int:
     from elftools.common.exceptions import ELFError
 
     from translator.codegen import Codegen
-    from translator.handlers import HandlerLibrary, prepare
-    from translator.knobs import Knobs
-    lib = HandlerLibrary(Codegen(2), Knobs())
+    from translator.handlers import HandlerLibrary, library_key, prepare
+    from translator.knobs import LEVELS
+    libs: dict[str, HandlerLibrary] = {}
+    codegen = Codegen(2)
+    for knobs, _ in LEVELS.values():          # (one library serves several levels)
+        if knobs.interpreted:
+            libs.setdefault(library_key(knobs), HandlerLibrary(codegen, knobs))
     try:
-        n, seconds = prepare(lib, a.programs)
+        done = prepare(list(libs.values()), a.programs)
     except (OSError, ELFError) as e:
         raise JitbtError(f"prepare: {e}") from None
-    print(f"{lib.folder}: {n} handlers ({len(lib.static)} shapes by encoding) "
-          f"in {seconds:.1f} s")
+    for lib, (n, seconds) in zip(libs.values(), done):
+        levels = [name for name, (k, _) in LEVELS.items() if library_key(k) == lib.key]
+        print(f"{lib.folder}: {n} handlers ({len(lib.static)} shapes by encoding) "
+              f"for {', '.join(levels)} in {seconds:.1f} s")
     return 0
 
 
@@ -263,7 +272,8 @@ def cmd_conformance(a) -> int:
     from translator.knobs import LEVELS
     if a.accuracy not in LEVELS:
         raise JitbtError(f"--accuracy {a.accuracy}: expected one of {', '.join(LEVELS)}")
-    result = report.run(a.only, progress=not a.json and sys.stderr.isatty(), level=a.accuracy)
+    result = report.run(a.only, progress=not a.json and sys.stderr.isatty(), level=a.accuracy,
+                        tier=a.tier)
     if a.json:
         print(json.dumps(report.as_json(result), indent=2))
     else:

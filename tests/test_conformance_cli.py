@@ -39,6 +39,14 @@ def test_json_for_add():
     assert sum(f["vectors"] for f in families.values()) == total["vectors"]
 
 
+def test_the_interpreter_through_the_command():
+    p = run_jitbt("conformance", "--only", "^(add|shl|pshufd) ", "--tier", "interp", "--json")
+    assert p.returncode == 0, p.stderr.decode()
+    data = json.loads(p.stdout)
+    assert data["tier"] == "interp" and data["ok"] is True
+    assert data["total"]["forms"] > 40 and data["total"]["mismatches"] == 0
+
+
 def test_list_and_bad_arguments():
     p = run_jitbt("conformance", "--list", "--only", "^addps ")
     lines = [x for x in p.stdout.decode().splitlines() if not x.startswith("#")]

@@ -162,7 +162,7 @@ def test_stored_records_need_the_very_same_bytes(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--accuracy", "datapath", "--set", "baseline=interp"), "baseline=interp: not with"),
+    (("--trace", "/dev/null", "--set", "baseline=interp"), "baseline=interp: not with"),
     (("--set", "warmup=0"), "warmup must be at least 1"),
     (("--set", "baseline=fast"), "baseline must be one of interp, jit")])
 def test_interpreter_knobs_refuse_what_they_cannot_do(args, message):

@@ -44,11 +44,12 @@ _LEN = struct.Struct("<I")
 
 def library_key(knobs: Knobs) -> str:
     """What the handlers' code depends on: jitbt's sources and version, the CPU model, LLVM,
-    and the flag model (precise below datapath)."""
+    and the flag model (exact at datapath, else precise): one library serves block, hle,
+    instruction and cycle, another datapath."""
     from runtime import cpu
 
     from . import SOURCE_DIGEST, VERSION
-    return module_key(["handlers", _flags(knobs), knobs.memory], VERSION,
+    return module_key(["handlers", _flags(knobs), knobs.memory, "counting"], VERSION,
                       (SOURCE_DIGEST, cpu.signature()))
 
 
@@ -66,8 +67,12 @@ def libraries(cache: Path | None = None) -> list[Path]:
 
 
 def handler_knobs(knobs: Knobs) -> Knobs:
-    """The knobs handlers are lifted with: one instruction, every defined flag, no chaining."""
-    return replace(knobs, flags=_flags(knobs), unit="block", chain="off", count="off",
+    """The knobs handlers are lifted with: one instruction, every defined flag (and at the
+    exact flag model the undefined ones as the host sets them), no chaining, and counting:
+    every handler adds its instruction to the retired count and its modelled cycles
+    (translator/costs.py) when it retires, which the levels that count read and the others
+    ignore (two additions an instruction)."""
+    return replace(knobs, flags=_flags(knobs), unit="block", chain="off", count="on",
                    clock="host", trace=False, routines="off")
 
 
@@ -388,17 +393,28 @@ def form_insns() -> list:
     return out
 
 
-def prepare(library: HandlerLibrary, programs=(), progress=None) -> tuple[int, float]:
-    """Build one chunk holding every shape of the conformance forms, of `programs` and of the
-    chunks on disk, and replace those chunks by it. Returns (handlers, seconds)."""
+def prepare(libraries, programs=()) -> list[tuple[int, float]]:
+    """For each library, build one chunk holding every shape of the conformance forms, of
+    `programs` and of the chunks on disk, and replace those chunks by it (the programs are
+    decoded once for all). Returns (handlers, seconds) of each."""
     from .decoder import disassemble
     t0 = time.perf_counter()
-    library.load()
-    insns = form_insns()
+    common = form_insns()
     for path in programs:
-        insns += sweep(path)
-    for key, (raw, address) in library.known.items():
-        insns += disassemble(bytes.fromhex(raw), address)[:1]
+        common += sweep(path)
+    seconds, out = time.perf_counter() - t0, []
+    for library in libraries:
+        t1 = time.perf_counter()
+        library.load()
+        insns = list(common)
+        for key, (raw, address) in library.known.items():
+            insns += disassemble(bytes.fromhex(raw), address)[:1]
+        n = _rebuild(library, insns)
+        out.append((n, time.perf_counter() - t1 + seconds / len(libraries)))
+    return out
+
+
+def _rebuild(library: HandlerLibrary, insns) -> int:
     shapes: dict[str, dict] = {}          # shape key -> {encoding key: an instruction}
     for insn in insns:
         shapes.setdefault(interp.shape_key(insn), {}).setdefault(interp.static_key(insn), insn)
@@ -410,6 +426,8 @@ def prepare(library: HandlerLibrary, programs=(), progress=None) -> tuple[int, f
                 interp.handler_text(library.lifter, first, False, "probe")
             except TypeError:
                 library.static.add(key)
+            except Exception:               # noqa: BLE001 - built (and set aside) below
+                pass
         if key in library.static:
             wanted.update((k, (i, True)) for k, i in encodings.items())
         else:
@@ -423,4 +441,4 @@ def prepare(library: HandlerLibrary, programs=(), progress=None) -> tuple[int, f
         except OSError:
             pass
     library.chunks = [p for p in library.chunks if p not in old]
-    return n, time.perf_counter() - t0
+    return n

@@ -43,9 +43,10 @@ The knobs, with what each value means:
   is decoded into records of precompiled per-shape handlers and runs at once, and is compiled
   (by the cold tier) only once it has run ``warmup`` times (runtime/dispatcher.py); ``jit``
   every new block is compiled before it runs (regions of blocks, at -O0). The interpreter keeps
-  the state exact at every instruction, but counts nothing and traces nothing, so the levels
-  that count instructions or cycles, trace, or model undefined flags use ``jit``. It changes
-  what is compiled when, never the code: it is not part of cache keys.
+  the state exact at every instruction, counts retired instructions and modelled cycles, and
+  at the exact flag model sets undefined flags as the host does; it does not trace, so
+  ``--trace`` uses ``jit``. It changes what is compiled when, never the code: it is not part
+  of cache keys.
 - ``warmup``: runs of an interpreted block before the cold tier compiles it (with the blocks
   around it that ran). Like ``baseline``, not part of cache keys.
 - ``background``: ``on`` hot regions are optimised and compiled on a second thread while the
@@ -99,14 +100,8 @@ class Knobs:
 
     def interpreter_conflict(self) -> str | None:
         """Why the interpreter cannot keep these knobs' promises, or None when it can."""
-        if self.counting:
-            return "it counts no instructions or cycles (count=on, clock=virtual)"
         if self.trace:
             return "it does not trace (--trace)"
-        if self.exact_flags:
-            return "its handlers compute defined flags only (flags=exact)"
-        if self.unit == "insn":
-            return "it runs blocks (unit=insn)"
         return None
 
     @property
@@ -135,14 +130,13 @@ KNOBS: dict[str, tuple] = {
 }
 
 LEVELS: dict[str, tuple[Knobs, str]] = {
-    "datapath": (Knobs(unit="insn", flags="exact", count="on", baseline="jit", level="datapath"),
+    "datapath": (Knobs(unit="insn", flags="exact", count="on", level="datapath"),
                  "every architectural bit as the host CPU produces it, undefined flags included; "
                  "one instruction per translation unit"),
     "cycle": (Knobs(unit="block", flags="precise", count="on", clock="virtual", background="off",
-                    baseline="jit", level="cycle"),
+                    level="cycle"),
               "as instruction, plus a deterministic modelled clock (rdtsc, clock_gettime)"),
-    "instruction": (Knobs(unit="block", flags="precise", count="on", baseline="jit",
-                          level="instruction"),
+    "instruction": (Knobs(unit="block", flags="precise", count="on", level="instruction"),
                     "precise state at every instruction boundary, exact retired-instruction "
                     "count, --trace"),
     "block": (Knobs(), "precise state at block boundaries; output identical to native"),

@@ -70,6 +70,7 @@ class Report:
     failures: list[Failure] = field(default_factory=list)
     seconds: float = 0.0
     level: str = "block"
+    tier: str = "hot"
 
     @property
     def ok(self) -> bool:
@@ -135,14 +136,16 @@ def _describe(mismatch) -> str:
     return f"{what} (rflags in {rflags:#x})"
 
 
-def run(only: str | None = None, progress: bool = False, level: str = "block") -> Report:
+def run(only: str | None = None, progress: bool = False, level: str = "block",
+        tier: str = "hot") -> Report:
     """Run the selected forms, one HostCPU and one JitCPU for all, jitbt at accuracy `level`
-    (at datapath, undefined flags and exception bits count as mismatches); `progress` shows a
+    (at datapath, undefined flags and exception bits count as mismatches) by `tier` (the
+    optimising tier "hot", the cold one, or the interpreter "interp"); `progress` shows a
     rich progress bar on stderr."""
     from translator.knobs import knobs_for
     start = time.monotonic()
     cases = selected(only)
-    host, jit = HostCPU(), JitCPU(knobs_for(level))
+    host, jit = HostCPU(), JitCPU(knobs_for(level), tier=tier)
     per = {m.FAMILY: Totals(m.FAMILY) for m in FAMILIES}
     failures: list[Failure] = []
     if progress:
@@ -160,7 +163,8 @@ def run(only: str | None = None, progress: bool = False, level: str = "block") -
     total = Totals("total")
     for t in per.values():
         total.add(t)
-    return Report(only, list(per.values()), total, failures, time.monotonic() - start, level)
+    return Report(only, list(per.values()), total, failures, time.monotonic() - start, level,
+                  tier)
 
 
 COLUMNS = (("family", "family"), ("forms", "forms"), ("vectors", "vectors"),
@@ -170,6 +174,9 @@ COLUMNS = (("family", "family"), ("forms", "forms"), ("vectors", "vectors"),
            ("x87_exception_mismatches", "x87\nexceptions"), ("errors", "errors"))
 
 
+TIERS = {"hot": "optimising tier", "cold": "cold tier", "interp": "interpreter"}
+
+
 def print_table(report: Report, file=None) -> None:
     """The totals table, then the failing forms (if any), on `file` (default stdout)."""
     from rich.console import Console
@@ -177,7 +184,8 @@ def print_table(report: Report, file=None) -> None:
     console = Console(file=file or sys.stdout)
     if not console.is_terminal:
         console = Console(file=file or sys.stdout, width=120)
-    title = f"jitbt conformance against the host CPU (accuracy {report.level})"
+    title = (f"jitbt conformance against the host CPU (accuracy {report.level}, "
+             f"{TIERS[report.tier]})")
     if report.only:
         title += f" (forms matching {report.only!r})"
     table = Table(title=title, title_justify="left")
@@ -208,6 +216,7 @@ def print_table(report: Report, file=None) -> None:
 
 def as_json(report: Report) -> dict:
     """The report as plain data (what ``--json`` prints)."""
-    return {"only": report.only, "level": report.level, "ok": report.ok, "seconds": round(report.seconds, 3),
+    return {"only": report.only, "level": report.level, "tier": report.tier, "ok": report.ok,
+            "seconds": round(report.seconds, 3),
             "families": [asdict(t) for t in report.families], "total": asdict(report.total),
             "failures": [asdict(f) for f in report.failures]}
