@@ -141,19 +141,11 @@ class HandlerLibrary:
     def lookup(self, insn) -> int | None:
         """The address of the handler of `insn`, or None when the library lacks it (it is
         wanted then, unless it cannot be built)."""
-        key = interp.shape_key(insn)
+        key = self.key_of(insn)
         h = self.addr.get(key)
-        if h is not None:
-            return h
-        static = key in self.static
-        if static:
-            key = interp.static_key(insn)
-            h = self.addr.get(key)
-            if h is not None:
-                return h
-        if key not in self.broken and key not in self.building:
-            self.wanted.setdefault(key, (insn, static))
-        return None
+        if h is None and key not in self.broken and key not in self.building:
+            self.wanted.setdefault(key, (insn, interp.is_static_key(key)))
+        return h
 
     def special(self, kind: str) -> int | None:
         h = self.addr.get(kind)

@@ -105,6 +105,10 @@ def static_key(insn) -> str:
     return f"= {insn.mnemonic} {insn.raw.hex()}"
 
 
+def is_static_key(key: str) -> bool:
+    return key.startswith("= ")
+
+
 # ---- records -----------------------------------------------------------------------------------
 _RECORD = struct.Struct(f"<{WORDS}Q")
 
