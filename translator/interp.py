@@ -220,6 +220,7 @@ class HandlerLifter(FunctionLifter):
     def __init__(self, lifter: Lifter, insn: HandlerInsn, name: str, stops: dict):
         super().__init__(lifter, [_Unit(insn)], stops, region=False, chain=False, name=name)
         self.quick = False
+        self.cache_gprs = False          # (two operands' register numbers may be one register)
         self.b = IRBuilder()
         for word, name_ in ((W_ADDR, "addr"), (W_NEXT, "next"), (W_DISP, "disp"),
                             *((W_OPS + i, f"o{i}") for i in range(len(insn.ops)))):

@@ -174,6 +174,11 @@ class FunctionLifter:
         self.gpr_block, self.gpr_values = -1, {}     # cold tier: see _gprs
         self.stop = None
         self.quick = not chain         # cold tier (-O0): IR that fast instruction selection takes
+        # The guest registers' values known in the current IR basic block are used again
+        # rather than loaded again (see _gprs): at -O0 a load costs selection and allocation,
+        # at -O2 parsing and the passes' time. (Not in the interpreter's handlers, whose
+        # register numbers are run-time values two operands may share.)
+        self.cache_gprs = True
         self.b = IRBuilder(one_ret=self.quick)
         # Optimising tier: guest registers, flags and the tick count live in locals (allocas,
         # which LLVM turns into SSA values) from entry to exit, and are written back to the
@@ -430,18 +435,18 @@ class FunctionLifter:
         return p
 
     def _gprs(self) -> dict:
-        """Cold tier: the guest registers' values known in the current IR basic block (loaded
-        or stored in it), which -O0 would otherwise load again from the state each time."""
+        """The guest registers' values known in the current IR basic block (loaded or stored
+        in it), which would otherwise be loaded again from the state each time."""
         if self.gpr_block != self.b.blocks:
             self.gpr_block, self.gpr_values = self.b.blocks, {}
         return self.gpr_values
 
     def get_gpr(self, index: int, size: int = 8, high: bool = False) -> str:
         b = self.b
-        v = self._gprs().get(index) if self.quick else None
+        v = self._gprs().get(index) if self.cache_gprs else None
         if v is None:
             v = b.emit(f"load i64, ptr {self.ptr('gpr', index)}")
-            if self.quick:
+            if self.cache_gprs:
                 self.gpr_values[index] = v
         if high:
             v = b.emit(f"lshr i64 {v}, 8")
@@ -469,7 +474,7 @@ class FunctionLifter:
                     wide = b.emit(f"shl i64 {wide}, {shift}")
                 value = b.emit(f"or i64 {kept}, {wide}")
                 b.stmt(f"store i64 {value}, ptr {p}")
-        if self.quick:
+        if self.cache_gprs:
             self._gprs()[index] = value
 
     def get_xmm(self, index: int) -> str:
