@@ -96,3 +96,60 @@ def test_guest_output_is_native_with_background_compiles_on_and_off():
             assert line and int(line[1]) >= regions
         else:
             assert line is None and regions >= 1
+
+
+NEST = """outer: mov rdx, 5
+call inner
+dec rcx
+jnz outer
+ret
+inner: add rax, rdx
+dec rdx
+jnz inner
+ret"""
+
+
+def _finish_all(tr) -> None:
+    while tr.pending:
+        tr.background.wait()
+        tr.finished()
+
+
+def test_a_region_formed_while_its_callee_compiled_takes_the_callee_in_once_it_is_in(tmp_path):
+    """The callee's loop turns hot first and is sent to the background thread; the caller's
+    loop turns hot while it compiles and is formed without it (it would wait twice, then
+    goes on). Once the callee's region is in, the caller's is formed again and takes it in:
+    the same region the caller forms when nothing compiles in the background."""
+    from translator.persist import ObjectStore
+    mem = GuestMemory()
+    mem.map(BASE, 0x1000, PERM_R | PERM_X)
+    code = assemble(NEST, BASE)
+    mem.poke(BASE, code)
+    inner = BASE + code.index(bytes.fromhex("4801d0"))           # add rax, rdx
+    store = ObjectStore(tmp_path)
+    tr = Translator(mem.fetch, Knobs(), store=store)
+    for a in (BASE, inner):
+        tr.lookup(a)
+    for a in [b.start for b in tr.decode_region(BASE, 16, include=lambda a: True)]:
+        tr.lookup(a)
+    ran = lambda a: True
+    assert tr.promote(inner, ran) == [] and inner in tr.pending_heads
+    while BASE not in tr.pending_heads:               # waits for the callee, then goes on
+        assert tr.promote(BASE, ran) == []
+    outer_first = next(b for _, b in tr.pending.values() if b[0].start == BASE)
+    assert inner not in {b.start for b in outer_first}
+    # The shape of a region is stored once its code is (a warm run can load what it names).
+    assert tr._stored_shape("region shape", BASE, list) is None
+    _finish_all(tr)
+    t = tr.cache.get(BASE)
+    assert t.hot and inner in {s for s, _ in t.ranges}
+    assert tr.stats.regions_grown >= 1
+    assert tr._stored_shape("region shape", BASE, list) == [s for s, _ in t.ranges]
+    tr.close()
+
+    sync = Translator(mem.fetch, Knobs(background="off"))
+    for a in [b.start for b in sync.decode_region(BASE, 16, include=lambda a: True)]:
+        sync.lookup(a)
+    sync.promote(inner, ran)
+    (u,) = sync.promote(BASE, ran)
+    assert sorted(u.ranges) == sorted(t.ranges)

@@ -16,6 +16,8 @@ import ctypes
 import hashlib
 import itertools
 import json
+import os
+import sys
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -35,6 +37,15 @@ WAIT_LIMIT = 2          # times a hot block waits for a region it leads to to be
 COLD_SPLIT = 6          # blocks from which a cold region is compiled as two halves at once
 GROW_LIMIT = 4          # times a hot region is recompiled to take in blocks it left to
 SHAPE = ".shape"        # the suffix of region shapes in the persistent store
+# JITBT_LOG_REGIONS=1: every hot region formed is described on stderr (head, blocks, why).
+LOG_REGIONS = bool(os.environ.get("JITBT_LOG_REGIONS"))
+
+
+def _log_region(why: str, blocks, left_out=()) -> None:
+    sys.stderr.write(f"jitbt: region {blocks[0].start:#x} {why}: {len(blocks)} blocks "
+                     + " ".join(f"{b.start:x}" for b in blocks)
+                     + (f"; left out (compiling): {' '.join(f'{a:x}' for a in left_out)}"
+                        if left_out else "") + "\n")
 
 
 def _source_digest() -> str:
@@ -120,6 +131,14 @@ class Translator:
         self.grown: dict[int, int] = {}        # region head -> times it was grown
         self.waited: dict[int, int] = {}       # hot block -> times it waited (see promote)
         self.waiters: dict[int, set] = {}      # pending region head -> blocks waiting for it
+        # A region formed while one it leads to was still compiling leaves that one out; once
+        # it is in, the region is formed again from the same head to take it in (see regrow).
+        self.left_out: dict[int, set] = {}     # pending region head -> heads that left it out
+        self.stale: set[int] = set()           # pending heads to form again once they are in
+        self.executed = lambda address: False  # has a block run often enough to join a region
+        # Blocks that joined a hot region (they had run): the dispatcher counts them afresh
+        # when that region is in, so their count no longer says so.
+        self.ran: set[int] = set()
         # baseline=interp: the interpreter's handler library (translator/handlers.py), and the
         # decoded blocks it runs, kept for warm_up.
         self.handlers = None
@@ -468,36 +487,33 @@ class Translator:
             self.cache._unindex(old)
         return self.lookup(address)
 
+    def _joins(self, a: int, head: int, reached_pending: list) -> bool:
+        """Does the block at `a` join the hot region headed at `head`? Blocks that have run
+        join, and so does the head of another hot region unless that region holds `head` (it is
+        the loop this region would only enter): a callee or an inner loop that turned hot first
+        is compiled again as part of this region, so that calling it or looping through it
+        does not leave the region. The head of a region still being compiled does not join (it
+        is noted in `reached_pending`)."""
+        if a in self.pending_heads:
+            reached_pending.append(a)
+            return False
+        t = self.cache._lru.get((a,) + self.cache.key)
+        if t is None:
+            return False
+        if t.hot:
+            return all(not start <= head < end for start, end in t.ranges)
+        return a in self.ran or self.executed(a)
+
     def promote(self, address: int, executed) -> list[Translation]:
         """Compile the hot block at `address`, with the blocks around it that have run
         (`executed(addr)`), by the optimising tier; they replace the cold translations. When
         a hot region leads to the block, that region may grow to take it in instead."""
-        def include(a, head=address):
-            """Blocks that have run join, and so does the head of another hot region unless
-            that region holds `head` (it is the loop this region would only enter): a callee
-            or an inner loop that turned hot first is compiled again as part of this region,
-            so that calling it or looping through it does not leave the region."""
-            t = self.cache._lru.get((a,) + self.cache.key)
-            if a in self.pending_heads:
-                reached_pending.append(a)
-                return False
-            if t is None:
-                return False
-            if t.hot:
-                return all(not start <= head < end for start, end in t.ranges)
-            return executed(a)
+        self.executed = executed
 
-        def nearby(block):
-            """Where an indirect jmp at the end of `block` may go: for a jmp through a pointer
-            in guest memory (a PLT stub's), where the pointer points now; else blocks that have
-            run on its page and the pages beside it (a switch's cases sit near its jump)."""
-            if block.jump_slot is not None:
-                target = self.peek(block.jump_slot)
-                return [] if target is None else [target]
-            page = block.start >> PAGE_SHIFT
-            return sorted(a for p in (page - 1, page, page + 1)
-                          for a in self.cache._by_page.get(p, ()))
-        indirect = nearby if self.knobs.unit == "region" else None
+        def include(a, head=address):
+            return self._joins(a, head, reached_pending)
+
+        indirect = self._nearby if self.knobs.unit == "region" else None
         reached_pending: list[int] = []
         if address in self.pending_heads:
             # Its region is being compiled (the block lost its hold when another address took
@@ -517,7 +533,8 @@ class Translator:
         blocks = self._grown(address, include, indirect)
         if blocks is None:
             blocks = self._stored_region(address)
-        if blocks is None or blocks[0].start != address:
+        fresh = blocks is None or blocks[0].start != address   # (not a stored shape)
+        if fresh:
             if blocks is None:
                 reached_pending.clear()       # (what the tests above looked at)
                 blocks = self.decode_region(address, self.hot_region_blocks, include=include,
@@ -528,15 +545,12 @@ class Translator:
                     self.waited[address] = self.waited.get(address, 0) + 1
                     self._wait(reached_pending, address)
                     return []
-            if self.store is not None:
-                self.store.put(self._shape_key("region shape", blocks[0].start),
-                               json.dumps([b.start for b in blocks]).encode(), SHAPE)
         self.stats.seconds_decode += time.perf_counter() - t0
         head = blocks[0].start
-        for b in blocks:
-            for a in [b.start] + b.successors():
-                if a != head:
-                    self.exits[a] = head
+        self._note_region(head, blocks, reached_pending)
+        if LOG_REGIONS:
+            _log_region(f"turned hot at {address:#x}" + ("" if fresh else " (stored)"), blocks,
+                        reached_pending)
         if self.knobs.background == "on":
             key = self.key("region", self.codegen, blocks)
             if key in self.pending:
@@ -545,10 +559,83 @@ class Translator:
                 self._submit(key, blocks)
                 return []
         t = self.compile_region(blocks)
+        if fresh:
+            self._store_shape(blocks)
         self.cache.put(t)
         self.hot_blocks += len(blocks)
         self.stats.regions += 1
         return [t]
+
+    def _store_shape(self, blocks) -> None:
+        """Keep the region's blocks under its head for the next run (see _stored_region); done
+        once its code is in the store, so that a stored shape names code a warm run can load
+        (a region still compiling when the run ended would otherwise be formed, and compiled,
+        again by every warm run)."""
+        if self.store is not None:
+            self.store.put(self._shape_key("region shape", blocks[0].start),
+                           json.dumps([b.start for b in blocks]).encode(), SHAPE)
+
+    def _nearby(self, block) -> list[int]:
+        """Where an indirect jmp at the end of `block` may go: for a jmp through a pointer in
+        guest memory (a PLT stub's), where the pointer points now; else blocks that have run on
+        its page and the pages beside it (a switch's cases sit near its jump)."""
+        if block.jump_slot is not None:
+            target = self.peek(block.jump_slot)
+            return [] if target is None else [target]
+        page = block.start >> PAGE_SHIFT
+        return sorted(a for p in (page - 1, page, page + 1)
+                      for a in self.cache._by_page.get(p, ()))
+
+    def _note_region(self, head: int, blocks, reached_pending) -> None:
+        """Remember where the region formed at `head` leads (for growth), and which regions
+        still compiling it left out (to be taken in once they are in)."""
+        self.ran.update(b.start for b in blocks)
+        for b in blocks:
+            for a in [b.start] + b.successors():
+                if a != head:
+                    self.exits[a] = head
+        for p in reached_pending:
+            if p != head:
+                self.left_out.setdefault(p, set()).add(head)
+
+    def regrow(self, head: int) -> list[Translation]:
+        """The region at `head` left out regions that were still being compiled when it was
+        formed, and they are in now: form it again from the same head and compile it in the
+        background. (Left out, the program left the region for them and came back through the
+        dispatcher every time: a strtok loop formed while strcspn's region compiled chained
+        between three regions for every token.) A region still compiling itself is formed
+        again once it is in. Returns the region when it was in the persistent store."""
+        if head in self.pending_heads:
+            self.stale.add(head)
+            return []
+        t = self.cache._lru.get((head,) + self.cache.key)
+        if t is None or not t.hot or self.grown.get(head, 0) >= GROW_LIMIT:
+            return []
+        keep = frozenset(start for start, _ in t.ranges)
+        reached: list[int] = []
+        indirect = self._nearby if self.knobs.unit == "region" else None
+        t0 = time.perf_counter()
+        blocks = self.decode_region(head, self.hot_region_blocks, indirect=indirect,
+                                    include=lambda a: a in keep or self._joins(a, head, reached))
+        self.stats.seconds_decode += time.perf_counter() - t0
+        if {b.start for b in blocks} <= keep:
+            return []
+        self.grown[head] = self.grown.get(head, 0) + 1
+        self.stats.regions_grown += 1
+        self._note_region(head, blocks, reached)
+        if LOG_REGIONS:
+            _log_region("formed again with regions compiled since", blocks, reached)
+        key = self.key("region", self.codegen, blocks)
+        if self._have(self.codegen, key):
+            t = self.compile_region(blocks)
+            self._store_shape(blocks)
+            self.cache.put(t)
+            self.hot_blocks += len(blocks)
+            self.stats.regions += 1
+            return [t]
+        if key not in self.pending:
+            self._submit(key, blocks)
+        return []
 
     def _grown(self, address: int, include, indirect):
         """The blocks of the hot region that leads to the hot block at `address` (its head is
@@ -635,6 +722,7 @@ class Translator:
                 raise RuntimeError(f"background compile failed: {error}")
             if self.store is not None:
                 self.store.put(key, data)
+                self._store_shape(blocks)
             if not all(map(self._unchanged, blocks)):
                 self.stats.regions_dropped += 1
                 continue
@@ -646,6 +734,10 @@ class Translator:
             self.hot_blocks += len(blocks)
             self.stats.regions += 1
             out.append(t)
+            head = blocks[0].start
+            for h in sorted(self.left_out.pop(head, ())) + ([head] if head in self.stale else []):
+                self.stale.discard(h)
+                out += self.regrow(h)
         return out
 
     def _unchanged(self, block) -> bool:
@@ -664,9 +756,11 @@ class Translator:
             self.handlers.close()
         if self.background is not None:
             for key, data, error, _ in self.background.close():
+                _, blocks = self.pending.pop(key, (None, None))
                 if data is not None and self.store is not None:
                     self.store.put(key, data)
-                self.pending.pop(key, None)
+                    if blocks is not None:
+                        self._store_shape(blocks)
 
     def key(self, kind: str, codegen, blocks) -> str:
         """What shapes a module's code: the guest bytes and block shapes, the compiling tier, the
