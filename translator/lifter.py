@@ -168,7 +168,7 @@ class FunctionLifter:
         self.chains = chain and lifter.knobs.chain == "on"
         self.windowed = chain          # optimising tier: stack accesses try the window first
         self.near_sp = False           # the memory operand being lifted is rsp/rbp based
-        self.window = None             # (low end, whether it is readable and writable)
+        self.window = None             # stack window: access size -> its bound (_stack_window)
         self.check_loaded = False      # cold tier: %chk.fn holds the check's address
         self.flags_loaded = False      # cold tier: %flg.fn holds the flag helper's address
         self.gpr_block, self.gpr_values = -1, {}     # cold tier: see _gprs
@@ -581,12 +581,11 @@ class FunctionLifter:
             if near_sp and self.windowed and size <= 64:
                 # Inside the stack window checked on entry: no table lookup (the window test
                 # is exact, whatever the address: the window only saves work).
-                low, ok = self._stack_window()
+                low, limit = self._stack_window(size)
                 off = b.emit(f"sub i64 {addr}, {low}")
-                inside = b.emit(f"icmp ule i64 {off}, {WINDOW - size}")
+                inside = b.emit(f"icmp ult i64 {off}, {limit}")
                 good, slow = b.new_label("ok"), b.new_label("slow")
-                b.stmt(f"br i1 {b.emit(f'and i1 {ok}, {inside}')}, label %{good}, "
-                       f"label %{slow}, !prof !0")
+                b.stmt(f"br i1 {inside}, label %{good}, label %{slow}, !prof !0")
                 b.label(slow)
             if good is None and self.block.start in self.looped and size <= 64:
                 self._site_window(addr, size, need, regs)
@@ -660,18 +659,24 @@ class FunctionLifter:
             self.check_loaded = True
         return "%chk.fn"
 
-    def _stack_window(self) -> tuple[str, str]:
-        """The stack window: WINDOW bytes centred on rsp as the function was entered, and
-        whether all of it may be read and written (checked once, in the entry block). Most
-        stack accesses of a function fall inside it."""
+    def _stack_window(self, size: int) -> tuple[str, str]:
+        """The stack window: WINDOW bytes centred on rsp as the function was entered, checked
+        once in the entry block, that all of it may be read and written. Most stack accesses of
+        a function fall inside it. Returns its low end and the bound an access of `size` bytes
+        at offset `off` into it must be under: WINDOW - size + 1 when the window may be
+        accessed, else 0 (no offset is), so that each access costs one compare, not two."""
         if self.window is None:
             p = self.ptr("gpr", 4)
             self.entry += [f"  %w.sp = load i64, ptr {p}",
                            f"  %w.low = sub i64 %w.sp, {WINDOW // 2}",
                            f"  %w.ok = call i1 @chk(ptr %perm, i64 %w.low, i64 {WINDOW - 1}, "
                            f"i8 {PERM_R | PERM_W})"]
-            self.window = ("%w.low", "%w.ok")
-        return self.window
+            self.window = {}
+        if size not in self.window:
+            self.entry.append(f"  %w.lim{size} = select i1 %w.ok, i64 {WINDOW - size + 1}, "
+                              f"i64 0")
+            self.window[size] = f"%w.lim{size}"
+        return "%w.low", self.window[size]
 
     def branch_or_fault(self, ok: str, signal: int, addr: str, good: str | None = None) -> None:
         """Continue when `ok` (i1) holds, else fault with `signal` at the current instruction
