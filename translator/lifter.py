@@ -641,7 +641,7 @@ class FunctionLifter:
         inside = b.emit(f"icmp ult i64 {off}, {b.emit(f'load i64, ptr {cnt_p}')}")
         b.stmt(f"br i1 {inside}, label %{good}, label %{slow}, !prof !0")
         b.label(slow)
-        r = b.emit(f"call {{i64, i64}} @window(ptr %st, ptr %perm, ptr {g}, i64 {addr}, "
+        r = b.emit(f"call preserve_mostcc {{i64, i64}} @window(ptr %st, ptr %perm, ptr {g}, i64 {addr}, "
                    f"i64 {size - 1}, i8 {fill})")
         cnt = b.emit(f"extractvalue {{i64, i64}} {r}, 1")
         b.stmt(f"store i64 {b.emit(f'extractvalue {{i64, i64}} {r}, 0')}, ptr {lo_p}")

@@ -264,7 +264,7 @@ def _reach_ir() -> str:
 # {lo, count, generation, refills}: its window when it is of this generation and holds the
 # access, else a new one that reaches further than the last (WINDOW_REACH), stored back; after
 # WINDOW_REFILLS in one generation, a window of this access alone.
-WINDOW_DEF = f"""define internal {{i64, i64}} @window(ptr %st, ptr %perm, ptr %g, i64 %a, i64 %n1, i8 %need) noinline {{
+WINDOW_DEF = f"""define internal preserve_mostcc {{i64, i64}} @window(ptr %st, ptr %perm, ptr %g, i64 %a, i64 %n1, i8 %need) noinline {{
 entry:
   %wgen.p = getelementptr %State, ptr %st, i64 0, i32 {field_index("wgen")}
   %wgen = load i64, ptr %wgen.p
