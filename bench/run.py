@@ -145,22 +145,34 @@ def run_suite(names, runs: int, timeout: float, progress=None, levels=None,
         path = BUILD / name
         row = {"times": {}, "ok": True, "errors": []}
         outputs = {}
+        # Rounds, each running every configuration once: this machine's speed drifts by up to
+        # 2x within minutes, and a drift between the native runs and jitbt's would show up as
+        # a ratio (with all native runs first, recursion's native median was 1.33 s in one run
+        # of the suite and 2.33 s in another).
+        samples = {cname: [] for cname in configs}
+        failed = set()
         for cname, prefix in configs.items():
-            samples = []
             if cname.startswith("jitbt") and cname != "jitbt cold":
                 timed(prefix + [str(path)], timeout)      # fills the cache; not timed
-            for _ in range(qemu_runs if cname == "qemu-x86_64" and qemu_runs else runs):
+        for r in range(max(runs, qemu_runs or 0)):
+            for cname, prefix in configs.items():
+                wanted = qemu_runs if cname == "qemu-x86_64" and qemu_runs else runs
+                if r >= wanted or cname in failed:
+                    continue
                 try:
                     seconds, out, code = timed(prefix + [str(path)], timeout)
                 except subprocess.TimeoutExpired:
                     row["errors"].append(f"{cname}: timed out after {timeout:.0f} s")
-                    break
+                    failed.add(cname)
+                    continue
                 if code != 0:
                     row["errors"].append(f"{cname}: exit status {code}")
-                    break
-                samples.append(seconds)
+                    failed.add(cname)
+                    continue
+                samples[cname].append(seconds)
                 outputs[cname] = out
-            row["times"][cname] = statistics.median(samples) if samples else None
+        for cname in configs:
+            row["times"][cname] = statistics.median(samples[cname]) if samples[cname] else None
             if progress:
                 progress()
         reference = outputs.get("native")
