@@ -97,11 +97,19 @@ class IRBuilder:
         self.terminated = False
         self.fault_ret = False     # fault_return() used
         self.blocks = 0            # labels so far: which IR basic block lines go into
+        # track: values known as another value plus a constant, {value: (base, offset)}; emit
+        # adds `add/sub i64 v, c` of a tracked v (FunctionLifter's stack offsets). None: off.
+        self.track: dict[str, int] | None = None
 
     def emit(self, text: str) -> str:
         """Emit an instruction that produces a value; returns the value's name."""
         self.n += 1
         name = f"%{self.prefix}{self.n}"
+        if self.track is not None and text.startswith(("add i64 %", "sub i64 %")):
+            x, _, c = text[8:].partition(", ")
+            d = self.track.get(x)
+            if d is not None and c.lstrip("-").isdigit():
+                self.track[name] = d + int(c) if text[0] == "a" else d - int(c)
         if self.sync and not self.leaving and text.startswith("musttail call"):
             self.lines.append(SYNC)
         self.lines.append(f"  {name} = {text}")

@@ -169,6 +169,12 @@ class FunctionLifter:
         self.windowed = chain          # optimising tier: stack accesses try the window first
         self.near_sp = False           # the memory operand being lifted is rsp/rbp based
         self.window = None             # stack window: access size -> its bound (_stack_window)
+        # Stack accesses of the block being lifted at offsets from its entry rsp known while
+        # lifting (see _block_stack_check): register -> its offset from that rsp, the accesses'
+        # (offset, size), and the name of the block's one check.
+        self.sp_regs: dict[int, int] | None = None
+        self.sp_accesses: list[tuple[int, int]] = []
+        self.sp_ok = ""
         self.check_loaded = False      # cold tier: %chk.fn holds the check's address
         self.flags_loaded = False      # cold tier: %flg.fn holds the flag helper's address
         self.gpr_block, self.gpr_values = -1, {}     # cold tier: see _gprs
@@ -263,6 +269,41 @@ class FunctionLifter:
         return self.b.text()
 
     def _run_block(self) -> None:
+        b = self.b
+        start = len(b.lines)
+        if self.windowed and self.lifter.checked:
+            # (tracked from the block's entry, where rsp is its entry value: offset 0)
+            self.sp_regs, self.sp_accesses, b.track = {4: 0}, [], {}
+            self.sp_ok = f"%{b.new_label('bs')}.ok"
+        try:
+            self._lift_block()
+        finally:
+            if self.sp_regs is not None:
+                self._block_stack_check(start)
+                self.sp_regs, b.track = None, None
+
+    def _block_stack_check(self, at: int) -> None:
+        """One check of the block's stack accesses: those at offsets from its entry rsp known
+        while lifting (push, pop, call, ret, [rsp+d] and through registers copied from rsp
+        and moved by constants) fall in one span; when it lies inside the stack window, none of
+        them can fault and each only tests this check's result (LLVM folds the repeated tests);
+        else each is checked alone as before. Inserted at the start of the block (`at`)."""
+        if not self.sp_accesses:
+            return
+        lo = min(d for d, _ in self.sp_accesses)
+        span = max(d + n for d, n in self.sp_accesses) - lo
+        name = self.sp_ok[:-3]
+        if span > WINDOW:
+            lines = [f"  {self.sp_ok} = or i1 false, false"]
+        else:
+            low, limit = self._stack_window(span)
+            lines = [f"  {name}.sp = load i64, ptr {self.ptr('gpr', 4)}",
+                     f"  {name}.lo = add i64 {name}.sp, {lo}",
+                     f"  {name}.off = sub i64 {name}.lo, {low}",
+                     f"  {self.sp_ok} = icmp ult i64 {name}.off, {limit}"]
+        self.b.lines[at:at] = lines
+
+    def _lift_block(self) -> None:
         b = self.b
         self.compared = None
         b.share_faults = self.block.start not in self.looped
@@ -448,6 +489,8 @@ class FunctionLifter:
             v = b.emit(f"load i64, ptr {self.ptr('gpr', index)}")
             if self.cache_gprs:
                 self.gpr_values[index] = v
+        if self.sp_regs is not None and index in self.sp_regs:
+            b.track[v] = self.sp_regs[index]
         if high:
             v = b.emit(f"lshr i64 {v}, 8")
         if size < 8:
@@ -476,6 +519,12 @@ class FunctionLifter:
                 b.stmt(f"store i64 {value}, ptr {p}")
         if self.cache_gprs:
             self._gprs()[index] = value
+        if self.sp_regs is not None:
+            offset = self.b.track.get(value) if size == 8 else None
+            if offset is None:
+                self.sp_regs.pop(index, None)
+            else:
+                self.sp_regs[index] = offset
 
     def get_xmm(self, index: int) -> str:
         """An xmm register as i128 (semantics bitcast it to the vector type they need). It is
@@ -579,12 +628,20 @@ class FunctionLifter:
         if self.lifter.checked:
             good = None
             if near_sp and self.windowed and size <= 64:
+                offset = None if b.track is None else b.track.get(addr)
+                if offset is not None:
+                    # Covered by the block's one check (_block_stack_check).
+                    self.sp_accesses.append((offset, size))
+                    good, alone = b.new_label("ok"), b.new_label("alone")
+                    b.stmt(f"br i1 {self.sp_ok}, label %{good}, label %{alone}, !prof !0")
+                    b.label(alone)
                 # Inside the stack window checked on entry: no table lookup (the window test
                 # is exact, whatever the address: the window only saves work).
                 low, limit = self._stack_window(size)
                 off = b.emit(f"sub i64 {addr}, {low}")
                 inside = b.emit(f"icmp ult i64 {off}, {limit}")
-                good, slow = b.new_label("ok"), b.new_label("slow")
+                good = good or b.new_label("ok")
+                slow = b.new_label("slow")
                 b.stmt(f"br i1 {inside}, label %{good}, label %{slow}, !prof !0")
                 b.label(slow)
             if good is None and self.block.start in self.looped and size <= 64:
