@@ -551,11 +551,17 @@ class Translator:
         if LOG_REGIONS:
             _log_region(f"turned hot at {address:#x}" + ("" if fresh else " (stored)"), blocks,
                         reached_pending)
+        return self._enter_region(blocks, fresh)
+
+    def _enter_region(self, blocks, fresh: bool) -> list[Translation]:
+        """The hot region of `blocks`, entered in the cache: loaded, or compiled now; or, with
+        background compilation, sent to the background thread when it must be compiled (then
+        nothing is returned now: ``finished`` returns it). `fresh`: its shape is not stored."""
         if self.knobs.background == "on":
             key = self.key("region", self.codegen, blocks)
             if key in self.pending:
                 return []
-            if key not in self.codegen.loaded and (self.store is None or not self.store.has(key)):
+            if not self._have(self.codegen, key):
                 self._submit(key, blocks)
                 return []
         t = self.compile_region(blocks)
@@ -625,17 +631,7 @@ class Translator:
         self._note_region(head, blocks, reached)
         if LOG_REGIONS:
             _log_region("formed again with regions compiled since", blocks, reached)
-        key = self.key("region", self.codegen, blocks)
-        if self._have(self.codegen, key):
-            t = self.compile_region(blocks)
-            self._store_shape(blocks)
-            self.cache.put(t)
-            self.hot_blocks += len(blocks)
-            self.stats.regions += 1
-            return [t]
-        if key not in self.pending:
-            self._submit(key, blocks)
-        return []
+        return self._enter_region(blocks, fresh=True)
 
     def _grown(self, address: int, include, indirect):
         """The blocks of the hot region that leads to the hot block at `address` (its head is

@@ -97,8 +97,8 @@ class IRBuilder:
         self.terminated = False
         self.fault_ret = False     # fault_return() used
         self.blocks = 0            # labels so far: which IR basic block lines go into
-        # track: values known as another value plus a constant, {value: (base, offset)}; emit
-        # adds `add/sub i64 v, c` of a tracked v (FunctionLifter's stack offsets). None: off.
+        # track: values known as an offset from one base value, {value: offset}; emit adds
+        # `add/sub i64 v, c` of a tracked v (FunctionLifter's stack offsets). None: off.
         self.track: dict[str, int] | None = None
 
     def emit(self, text: str) -> str:
