@@ -194,7 +194,8 @@ class Machine:
         st, disp = self.state, self.dispatcher
         if code == Exit.HOT and self.translator.is_interpreted(st.rip):
             # An interpreted block ran `warmup` times: compiled now, with the blocks
-            # around it that ran, each counting on towards HOT_THRESHOLD.
+            # around it that ran, each counting on towards HOT_THRESHOLD (or the hot regions
+            # an earlier run stored at them).
             for t, runs in self.translator.warm_up(st.rip, disp.count):
                 disp.insert(t, runs)
         elif code == Exit.HOT:
@@ -340,6 +341,8 @@ class Machine:
             ("LLVM modules compiled", f"{s.modules}"),
             ("hot regions (optimising tier)", f"{s.regions} ({tr.hot_blocks} blocks)"
              + (f", {s.regions_grown} of them grown" if s.regions_grown else "")
+             + (f", {s.regions_early} of them stored ones loaded when their head warmed up"
+                if s.regions_early else "")
              + (f", {s.regions_dropped} dropped (code changed while compiling)"
                 if s.regions_dropped else "")),
             ("accuracy", f"{self.knobs.level}: {self.knobs.describe()}"),

@@ -150,3 +150,38 @@ def test_a_later_run_forms_the_hot_region_the_first_run_stored(tmp_path):
     later, tr = region(ObjectStore(tmp_path), lambda a: True)
     assert later.extents() == first.extents() and later.name == first.name
     assert tr.codegen.seconds_compile == 0 and tr.store.hits >= 1     # loaded, not compiled
+
+
+def test_a_warm_run_takes_the_stored_hot_region_when_its_head_warms_up(tmp_path):
+    """A warm run need not wait for a block to turn hot again (20,000 runs of slower code,
+    and meanwhile other blocks of the same loops turn hot first and form other regions): the
+    hot region an earlier run stored at a block is loaded once that block has warmed up."""
+    from runtime.memory import GuestMemory
+    from translator import Translator
+    from translator.conformance import assemble
+    from translator.knobs import Knobs
+    from translator.persist import ObjectStore
+    from translator.state import PERM_R, PERM_X
+    base = 0x400000
+    mem = GuestMemory()
+    mem.map(base, 0x1000, PERM_R | PERM_X)
+    mem.poke(base, assemble("loop: add rax, rbx; dec rcx; jnz loop; mov rdx, rax; ret", base))
+    knobs = Knobs(background="off")             # (the default baseline: interpreted first)
+
+    first = Translator(mem.fetch, knobs, store=ObjectStore(tmp_path))
+    first.lookup(base)
+    assert first.is_interpreted(base)
+    assert first.stored_hot(base) == []         # nothing stored yet: compiled cold, as before
+    (hot,) = first.promote(base, lambda a: True)
+
+    later = Translator(mem.fetch, knobs, store=ObjectStore(tmp_path))
+    later.lookup(base)
+    assert later.is_interpreted(base)
+    (t,) = later.stored_hot(base)
+    assert t.hot and t.extents() == hot.extents() and t.name == hot.name
+    assert later.codegen.seconds_compile == 0 and later.stats.regions_early == 1
+    # Changed code at the head: the stored region is not used.
+    mem.poke(base, assemble("loop: add rax, rcx; dec rcx; jnz loop; mov rdx, rax; ret", base))
+    changed = Translator(mem.fetch, knobs, store=ObjectStore(tmp_path))
+    changed.lookup(base)
+    assert changed.stored_hot(base) == []

@@ -71,6 +71,7 @@ class Stats:
     regions: int = 0
     regions_dropped: int = 0  # compiled in the background, but their code changed meanwhile
     regions_grown: int = 0    # recompiled with blocks that ran first after they were formed
+    regions_early: int = 0    # stored by an earlier run, loaded when their head warmed up
     interp_blocks: int = 0    # blocks the interpreter ran first (baseline=interp)
     interp_insns: int = 0
     warmed: int = 0           # of those, blocks compiled (warm_up)
@@ -245,6 +246,10 @@ class Translator:
                                     blocks)
         for t in out:
             self.cache.put(t)
+        if self.handlers is not None and not out[0].interpreted:
+            # Compiled without warming up (the handler library lacks a shape for a block):
+            # the hot regions an earlier run stored at these blocks, as warm_up loads them.
+            out += [h for t in out[:] for h in self.stored_hot(t.address)]
         return out
 
     def _compile_new(self, shapes, ninsns, blocks) -> list[Translation]:
@@ -307,7 +312,12 @@ class Translator:
         (`runs(address)` > 0), by the cold tier, as one region; they replace the interpreted
         translations (the cache's). Returns each with the runs of the block it replaces.
         Blocks made from stored records are not decoded: their shapes and successors were
-        stored with them, and a module a later run needs is in the persistent cache."""
+        stored with them, and a module a later run needs is in the persistent cache. When an
+        earlier run stored a hot region at the block, that is loaded instead; at the others,
+        those are loaded after them (stored_hot)."""
+        hot = self.stored_hot(address)
+        if hot:
+            return [(t, 0) for t in hot]
         shapes, ninsns, blocks, seen, todo = [], [], [], {address}, [address]
         key = self.cache.key
         made = self.records.made if self.records is not None else {}
@@ -340,7 +350,8 @@ class Translator:
         out = self._compile_new(shapes, ninsns, None if None in blocks else blocks)
         for t in out:
             self.cache.put(t)
-        return [(t, counts.get(t.address, 0)) for t in out]
+        early = [t for start, _, _ in shapes[1:] for t in self.stored_hot(start)]
+        return [(t, counts.get(t.address, 0)) for t in out] + [(t, 0) for t in early]
 
     # ---- warm runs without decoding ------------------------------------------------------------
     # A region's shape (its blocks' extents) is stored beside its object code, under a key made
@@ -552,6 +563,26 @@ class Translator:
             _log_region(f"turned hot at {address:#x}" + ("" if fresh else " (stored)"), blocks,
                         reached_pending)
         return self._enter_region(blocks, fresh)
+
+    def stored_hot(self, address: int) -> list[Translation]:
+        """The hot region an earlier run formed at `address`, loaded from the persistent
+        store when the block there has warmed up (warm_up; instead of compiling it cold and
+        waiting for it to turn hot); [] when there is none. Which blocks turn hot first depends on
+        timing, so a warm run that waited formed new regions at other heads of the same
+        loops, and compiled them again (sort's second run spent 2.3 s of -O2 on them)."""
+        if self.store is None or address in self.pending_heads:
+            return []
+        t0 = time.perf_counter()
+        blocks = self._stored_region(address)
+        self.stats.seconds_decode += time.perf_counter() - t0
+        if blocks is None:
+            return []
+        self._note_region(address, blocks, [])
+        if LOG_REGIONS:
+            _log_region(f"loaded early at {address:#x} (stored)", blocks)
+        out = self._enter_region(blocks, fresh=False)
+        self.stats.regions_early += len(out)
+        return out
 
     def _enter_region(self, blocks, fresh: bool) -> list[Translation]:
         """The hot region of `blocks`, entered in the cache: loaded, or compiled now; or, with
