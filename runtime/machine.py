@@ -180,7 +180,8 @@ class Machine:
             self.seconds_native += clock() - t0
             self.exit_counts[names.get(code, "?")] = self.exit_counts.get(names.get(code, "?"), 0) + 1
             if code == Exit.MISS:
-                disp.insert(self.translator.lookup(st.rip))
+                for t in tr.lookup_all(st.rip):
+                    disp.insert(t)
             else:
                 self._serve(code)
             if tr.pending:                  # hot regions compiled in the background
@@ -207,7 +208,8 @@ class Machine:
         elif code == Exit.TRACE:
             self.trace.flush()
         elif code == Exit.MISS:
-            disp.insert(self.translator.lookup(st.rip))
+            for t in self.translator.lookup_all(st.rip):
+                disp.insert(t)
         elif code == Exit.SYSCALL:
             serve_syscall(self)       # then delivers the signals that became deliverable
         elif code == Exit.HELPER:

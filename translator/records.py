@@ -80,6 +80,12 @@ class RecordStore:
         return Translation(address, max(end, address + 1), handlers[0], n - 1, "interp", False,
                            (), ctypes.addressof(buf), buf)
 
+    def others(self, address: int) -> list[int]:
+        """The other blocks the stored entry of `address`'s page holds (after a translation
+        made from it: the entry is read)."""
+        entries = self.pages.get(address >> PAGE_SHIFT)
+        return [a for a in entries if a != address] if entries else []
+
     def add(self, block, library) -> None:
         """Remember a block interpreted this run, to be saved."""
         keys = library.keys(block)
