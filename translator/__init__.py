@@ -261,7 +261,7 @@ class Translator:
         if self.handlers is not None and not out[0].interpreted:
             # Compiled without warming up (the handler library lacks a shape for a block):
             # the hot regions an earlier run stored at these blocks, as warm_up loads them.
-            out += [h for t in out[:] for h in self.stored_hot(t.address)]
+            out += [h for t in out for h in self.stored_hot(t.address)]
         return out
 
     def _compile_new(self, shapes, ninsns, blocks) -> list[Translation]:
