@@ -117,11 +117,18 @@ class Background:
     def _work(self) -> None:
         with self._cv:
             self._busy = True           # (a fork waits while the worker is inside LLVM)
-        target = llvm.Target.from_default_triple()
-        tm = target.create_target_machine(opt=self.opt_level, codemodel="jitdefault", jit=True)
-        layout, triple = str(tm.target_data), tm.triple
-        pto = llvm.create_pipeline_tuning_options(speed_level=self.opt_level)
-        pb = llvm.create_pass_builder(tm, pto)
+        setup = None
+        try:
+            from .codegen import _initialise
+            _initialise()               # (LLVM starts when first needed: maybe on this thread)
+            target = llvm.Target.from_default_triple()
+            tm = target.create_target_machine(opt=self.opt_level, codemodel="jitdefault",
+                                              jit=True)
+            layout, triple = str(tm.target_data), tm.triple
+            pto = llvm.create_pipeline_tuning_options(speed_level=self.opt_level)
+            pb = llvm.create_pass_builder(tm, pto)
+        except Exception as e:          # every job fails with it (reported by the main thread)
+            setup = f"starting LLVM on the compile thread: {e}"
         with self._cv:
             self._busy = False
             self._cv.notify_all()
@@ -136,6 +143,8 @@ class Background:
             t0 = time.perf_counter()
             data = error = None
             try:
+                if setup is not None:
+                    raise RuntimeError(setup)
                 data = self._compile(text, tm, pb, layout, triple)
             except Exception as e:          # a translator bug: reported by the main thread
                 error = str(e)

@@ -11,22 +11,31 @@ addresses::
 
 ``compile_keyed`` looks a module up by its key in this process, then in the persistent object
 store (translator/persist.py), and only on a miss builds its IR and compiles it.
+
+LLVM is started only when something must be compiled: object code, from the store or from the
+background thread, is loaded by jitbt's own loader (translator/objload.py), so a warm run that
+finds everything in the store never imports llvmlite's LLVM library (60-70 ms of start-up).
 """
 from __future__ import annotations
 
+import threading
 import time
 
-import llvmlite.binding as llvm
-
 from . import persist
-from .background import emit_object
+from .objload import ObjectLoader, ObjectLoadError
 
 _initialised = False
+_START = threading.Lock()
+OBJECTS = ObjectLoader()     # one per process, like the engine: symbols are process-wide
 
 
-def _initialise() -> None:
+def _initialise():
+    """llvmlite's binding, with the native target set up (imported on first use)."""
     global _initialised
-    if not _initialised:
+    import llvmlite.binding as llvm
+    with _START:                # (the compile threads may be the first to need it)
+        if _initialised:
+            return llvm
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         llvm.initialize_native_asmparser()     # inline asm (the x87 semantics use some)
@@ -37,6 +46,7 @@ def _initialise() -> None:
             except RuntimeError:
                 pass
         _initialised = True
+    return llvm
 
 
 class CompileError(Exception):
@@ -46,22 +56,42 @@ class CompileError(Exception):
 class Codegen:
 
     def __init__(self, opt_level: int = 2, store=None):
-        _initialise()
         self.store = store          # persist.ObjectStore, or None
         self.loaded: dict[str, dict[str, int]] = {}     # key -> addresses, this process
         self._fresh: dict[str, bytes] = {}
         self.opt_level = opt_level
-        target = llvm.Target.from_default_triple()
-        self.tm = target.create_target_machine(opt=opt_level, codemodel="jitdefault", jit=True)
-        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self.tm)
-        self.pto = llvm.create_pipeline_tuning_options(speed_level=opt_level)
-        self.pb = llvm.create_pass_builder(self.tm, self.pto)
+        self._llvm = None           # (target machine, engine, pass builder), made when needed
         self.modules = []         # keep modules alive: the engine owns them, we keep references
-        if store is not None:
-            self.engine.set_object_cache(self._notify, lambda module: None)
         self.seconds_parse = 0.0
         self.seconds_compile = 0.0
         self.seconds_load = 0.0       # loading object code from the persistent store
+
+    def _start_llvm(self) -> tuple:
+        if self._llvm is None:
+            llvm = _initialise()
+            target = llvm.Target.from_default_triple()
+            tm = target.create_target_machine(opt=self.opt_level, codemodel="jitdefault", jit=True)
+            engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
+            pb = llvm.create_pass_builder(
+                tm, llvm.create_pipeline_tuning_options(speed_level=self.opt_level))
+            if self.store is not None:
+                engine.set_object_cache(self._notify, lambda module: None)
+            self._llvm = (tm, engine, pb)
+        return self._llvm
+
+    @property
+    def tm(self):
+        """The target machine (LLVM started on first use)."""
+        return self._start_llvm()[0]
+
+    @property
+    def engine(self):
+        return self._start_llvm()[1]
+
+    @property
+    def pb(self):
+        """The pass builder of this codegen's optimisation level."""
+        return self._start_llvm()[2]
 
     def compile(self, ir_text: str, names: list[str], module_name: str = "") -> dict[str, int]:
         t0 = time.perf_counter()
@@ -105,6 +135,7 @@ class Codegen:
                     return addrs
         text = build_ir()
         if lockfree:
+            from .background import emit_object
             t0, times = time.perf_counter(), []
             try:
                 data = emit_object(text, self.tm, self.pb if self.opt_level else None,
@@ -130,11 +161,17 @@ class Codegen:
 
     def load_object(self, key: str, data: bytes, names: list[str]) -> dict[str, int] | None:
         """Add object code (from the store, or compiled on the background thread) to the engine:
-        the addresses of `names`, or None when one is missing from it."""
+        the addresses of `names`, or None when one is missing from it. jitbt's loader loads
+        it; MCJIT only what that loader declines (it never has, for LLVM's own output)."""
         t0 = time.perf_counter()
-        self.engine.add_object_file(llvm.ObjectFileRef.from_data(data))
-        self.engine.finalize_object()
-        addrs = {n: self.engine.get_function_address(n) for n in names}
+        try:
+            symbols = OBJECTS.load(data)
+            addrs = {n: symbols.get(n, 0) for n in names}
+        except ObjectLoadError:
+            llvm = _initialise()
+            self.engine.add_object_file(llvm.ObjectFileRef.from_data(data))
+            self.engine.finalize_object()
+            addrs = {n: self.engine.get_function_address(n) for n in names}
         self.seconds_load += time.perf_counter() - t0
         if not all(addrs.values()):
             return None
@@ -145,7 +182,7 @@ class Codegen:
         """Parse and verify a module, with the target's data layout and triple: struct offsets
         in the IR must be the host ABI's, which the ctypes mirror of the state follows (LLVM's
         default layout aligns i64 to 4 bytes)."""
-        mod = llvm.parse_assembly(ir_text)
+        mod = _initialise().parse_assembly(ir_text)
         mod.data_layout = str(self.tm.target_data)
         mod.triple = self.tm.triple
         mod.verify()

@@ -1,0 +1,148 @@
+"""jitbt's own object loader (translator/objload.py) against MCJIT loading the same object code,
+and a warm run that needs no LLVM at all."""
+import ctypes
+import os
+import struct
+import subprocess
+import sys
+
+import llvmlite.binding as llvm
+import pytest
+
+from translator.codegen import Codegen
+from translator.objload import ObjectLoader, ObjectLoadError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Writable zeroed data, a constant table, a double constant, an internal call and a 128-bit
+# division (a call to libgcc's __udivti3): what translated code's objects hold.
+IR = r"""
+@counter = internal global i64 0
+@table = internal constant [4 x i64] [i64 11, i64 22, i64 33, i64 44]
+
+define internal i64 @helper(i64 %x) noinline {
+  %y = mul i64 %x, 3
+  ret i64 %y
+}
+
+define i64 @f(i64 %a, i64 %b) {
+  %c = load i64, ptr @counter
+  %c1 = add i64 %c, 1
+  store i64 %c1, ptr @counter
+  %i = and i64 %a, 3
+  %p = getelementptr [4 x i64], ptr @table, i64 0, i64 %i
+  %t = load i64, ptr %p
+  %h = call i64 @helper(i64 %t)
+  %wa = zext i64 %a to i128
+  %hi = shl i128 %wa, 64
+  %wb = zext i64 %b to i128
+  %n = or i128 %hi, %wb
+  %bo = or i64 %b, 1
+  %d = zext i64 %bo to i128
+  %q = udiv i128 %n, %d
+  %q64 = trunc i128 %q to i64
+  %fa = uitofp i64 %a to double
+  %fs = fmul double %fa, 1.234567e+00
+  %fi = fptoui double %fs to i64
+  %s1 = add i64 %h, %q64
+  %s2 = add i64 %s1, %fi
+  %s3 = add i64 %s2, %c1
+  ret i64 %s3
+}
+"""
+F = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64)
+INPUTS = [(0, 0), (1, 2), (7, 0xFFFFFFFFFFFFFFFF), (123456789, 987654321),
+          (0xFFFFFFFFFFFFFFFF, 3), (1 << 40, (1 << 63) + 5)]
+
+
+def _object() -> bytes:
+    cg = Codegen(2)
+    mod = cg.parse(IR)
+    return cg.tm.emit_object(mod)
+
+
+def _relocation_kinds(data: bytes) -> set[int]:
+    shoff, = struct.unpack_from("<Q", data, 40)
+    shnum, = struct.unpack_from("<H", data, 60)
+    kinds = set()
+    for i in range(shnum):
+        _, kind, _, _, off, size, _, _, _, _ = struct.unpack_from("<IIQQQQIIQQ", data, shoff + 64 * i)
+        if kind == 4:
+            kinds |= {struct.unpack_from("<Q", data, off + 24 * k + 8)[0] & 0xFFFFFFFF
+                      for k in range(size // 24)}
+    return kinds
+
+
+def test_loaded_code_computes_what_mcjit_loaded_code_computes():
+    data = _object()
+    assert 1 in _relocation_kinds(data)       # absolute relocations are exercised
+    mcjit = Codegen(2)       # (its engine, on a target machine it keeps alive)
+    mcjit.engine.add_object_file(llvm.ObjectFileRef.from_data(data))
+    mcjit.engine.finalize_object()
+    reference = F(mcjit.engine.get_function_address("f"))
+    ours = F(ObjectLoader().load(data)["f"])
+    for a, b in INPUTS * 2:          # (twice: the counter in writable data goes on counting)
+        assert ours(a, b) == reference(a, b)
+
+
+def test_code_pages_are_not_writable_and_data_pages_are():
+    loader = ObjectLoader()
+    addr = loader.load(_object())["f"]
+    base, size = loader.mappings[-1]
+    with open("/proc/self/maps") as maps:
+        spans = [line.split() for line in maps]
+    perms = {}
+    for span in spans:
+        lo, hi = (int(x, 16) for x in span[0].split("-"))
+        if lo < base + size and hi > base:
+            perms[(lo, hi)] = span[1]
+    code = [p for (lo, hi), p in perms.items() if lo <= addr < hi]
+    assert code == ["r-xp"]
+    assert "rw-p" in perms.values()           # the counter's page
+    assert all("w" not in p or "x" not in p for p in perms.values())
+
+
+@pytest.mark.parametrize("damage", ["truncated", "machine", "relocation", "not elf"])
+def test_damaged_objects_are_refused_not_entered(damage):
+    data = bytearray(_object())
+    if damage == "truncated":
+        data = data[:len(data) // 3]
+    elif damage == "machine":
+        data[18:20] = struct.pack("<H", 3)     # EM_386
+    elif damage == "relocation":
+        shoff, = struct.unpack_from("<Q", data, 40)
+        shnum, = struct.unpack_from("<H", data, 60)
+        for i in range(shnum):
+            kind, off, size = (struct.unpack_from("<I", data, shoff + 64 * i + 4)[0],
+                               *struct.unpack_from("<QQ", data, shoff + 64 * i + 24))
+            if kind == 4 and size:
+                struct.pack_into("<I", data, off + 8, 99)    # an unknown relocation type
+                break
+    else:
+        data = bytearray(b"#!/bin/sh\n" + bytes(200))
+    with pytest.raises(ObjectLoadError):
+        ObjectLoader().load(bytes(data))
+
+
+def test_a_warm_run_loads_its_code_without_llvm(tmp_path):
+    """Once the persistent cache holds everything a static hello world needs, a run loads it
+    all with jitbt's loader and never imports llvmlite's LLVM library; its output is the
+    native program's."""
+    prog = os.path.join(ROOT, "guests", "build", "hello")
+    native = subprocess.run([prog], capture_output=True, timeout=60).stdout
+    probe = ("import sys, runtime.cli as c\n"
+             "status = c.main(['run', '--stats', %r])\n"
+             "sys.stdout.flush()\n"
+             "sys.stderr.write('llvm imported: %%s\\n' %% ('llvmlite.binding' in sys.modules))\n"
+             "sys.exit(status)\n" % prog)
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    for attempt in range(8):      # the first runs fill the cache (handlers, regions, records)
+        r = subprocess.run([sys.executable, "-c", probe], capture_output=True, env=env,
+                           cwd=ROOT, timeout=300)
+        assert r.returncode == 0, r.stderr.decode()
+        assert r.stdout == native
+        if b"0 misses" in r.stderr and b"built 0 this run" in r.stderr:
+            break
+    else:
+        pytest.fail("the cache never held everything hello world needs:\n" + r.stderr.decode())
+    assert b"llvm imported: False" in r.stderr, r.stderr.decode()
