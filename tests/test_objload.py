@@ -146,3 +146,20 @@ def test_a_warm_run_loads_its_code_without_llvm(tmp_path):
     else:
         pytest.fail("the cache never held everything hello world needs:\n" + r.stderr.decode())
     assert b"llvm imported: False" in r.stderr, r.stderr.decode()
+
+
+def test_objects_it_declines_are_loaded_by_mcjit():
+    """Position-independent code reads a global of the process through the GOT, a relocation
+    the loader leaves to MCJIT: Codegen.load_object still returns working code."""
+    cg = Codegen(2)
+    assert cg.tm is not None                        # (LLVM started)
+    target = llvm.Target.from_default_triple()
+    pic = target.create_target_machine(opt=2, reloc="pic", codemodel="small")
+    ir = "@environ = external global ptr\n" \
+         "define ptr @g() {\n  %p = load ptr, ptr @environ\n  ret ptr %p\n}\n"
+    data = pic.emit_object(cg.parse(ir))
+    assert _relocation_kinds(data) & {9, 41, 42}    # GOTPCREL, GOTPCRELX, REX_GOTPCRELX
+    with pytest.raises(ObjectLoadError):
+        ObjectLoader().load(data)
+    g = ctypes.CFUNCTYPE(ctypes.c_void_p)(cg.load_object("pic", data, ["g"])["g"])
+    assert g() == ctypes.c_void_p.in_dll(ctypes.CDLL(None), "environ").value

@@ -29,7 +29,7 @@ import struct
 PAGE = mmap.PAGESIZE
 
 SHT_SYMTAB, SHT_RELA, SHT_NOBITS, SHT_REL = 2, 4, 8, 9
-SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_TLS = 1, 2, 4, 0x400
 SHN_UNDEF, SHN_LORESERVE, SHN_ABS, SHN_COMMON = 0, 0xFF00, 0xFFF1, 0xFFF2
 STB_LOCAL = 0
 R_X86_64_NONE, R_X86_64_64, R_X86_64_PC32, R_X86_64_PLT32 = 0, 1, 2, 4
@@ -105,6 +105,8 @@ class ObjectLoader:
         for s in sections:
             if s[1] != SHT_NOBITS and s[4] + s[5] > len(data):
                 raise ObjectLoadError("a section lies outside the file")
+            if s[2] & SHF_ALLOC and s[2] & SHF_TLS:
+                raise ObjectLoadError("thread-local data")
 
         # Lay out the allocated sections: code and read-only data, then (from a fresh page)
         # writable data.
