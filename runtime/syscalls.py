@@ -22,7 +22,7 @@ import os
 import select
 import struct
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable     # (not typing: 3 ms of a warm start)
 
 from translator.state import PAGE_SIZE, PERM_R, PERM_W
 

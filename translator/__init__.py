@@ -275,8 +275,8 @@ class Translator:
         if self.store is not None:
             spec = [[start, start + len(raw), fault, n] for (start, fault, raw), n
                     in zip(shapes, ninsns)]
-            self.store.put(self._shape_key("shape", shapes[0][0]), json.dumps(spec).encode(),
-                           SHAPE)
+            self.store.put_changed(self._shape_key("shape", shapes[0][0]),
+                                   json.dumps(spec).encode(), SHAPE)
         return out
 
     # ---- the interpreter (knob baseline=interp, translator/interp.py) -------------------------
@@ -641,8 +641,8 @@ class Translator:
         (a region still compiling when the run ended would otherwise be formed, and compiled,
         again by every warm run)."""
         if self.store is not None:
-            self.store.put(self._shape_key("region shape", blocks[0].start),
-                           json.dumps([b.start for b in blocks]).encode(), SHAPE)
+            self.store.put_changed(self._shape_key("region shape", blocks[0].start),
+                                   json.dumps([b.start for b in blocks]).encode(), SHAPE)
 
     def _nearby(self, block) -> list[int]:
         """Where an indirect jmp at the end of `block` may go: for a jmp through a pointer in

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import llvmlite
@@ -90,12 +89,19 @@ class ObjectStore:
         self.hits += count
         return payload
 
+    def put_changed(self, key: str, payload: bytes, suffix: str) -> None:
+        """put, unless the entry holds this payload already (a warm run met the same shapes
+        the run before stored: writing them again cost a temporary file and a rename each)."""
+        if self.get(key, suffix) != payload:
+            self.put(key, payload, suffix)
+
     def put(self, key: str, payload: bytes, suffix: str = SUFFIX) -> None:
         count = suffix == SUFFIX
         path = self._path(key, suffix)
         try:
             folder = os.path.dirname(path)
             os.makedirs(folder, exist_ok=True)
+            import tempfile         # (only when writing: 2 ms of a warm start)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
             with os.fdopen(fd, "wb") as f:
                 f.write(MAGIC + hashlib.sha256(payload).digest() + payload)
