@@ -14,7 +14,8 @@ store (translator/persist.py), and only on a miss builds its IR and compiles it.
 
 LLVM is started only when something must be compiled: object code, from the store or from the
 background thread, is loaded by jitbt's own loader (translator/objload.py), so a warm run that
-finds everything in the store never imports llvmlite's LLVM library (60-70 ms of start-up).
+finds everything in the store never imports llvmlite's LLVM library nor sets up MCJIT (a
+warm static hello world: 112 -> 89 ms).
 """
 from __future__ import annotations
 
