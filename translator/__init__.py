@@ -39,10 +39,11 @@ GROW_LIMIT = 4          # times a hot region is recompiled to take in blocks it 
 SHAPE = ".shape"        # the suffix of region shapes in the persistent store
 # JITBT_LOG_REGIONS=1: every hot region formed is described on stderr (head, blocks, why).
 LOG_REGIONS = bool(os.environ.get("JITBT_LOG_REGIONS"))
+_T0 = time.perf_counter()
 
 
 def _log_region(why: str, blocks, left_out=()) -> None:
-    sys.stderr.write(f"jitbt: region {blocks[0].start:#x} {why}: {len(blocks)} blocks "
+    sys.stderr.write(f"jitbt: {time.perf_counter() - _T0:6.3f} region {blocks[0].start:#x} {why}: {len(blocks)} blocks "
                      + " ".join(f"{b.start:x}" for b in blocks)
                      + (f"; left out (compiling): {' '.join(f'{a:x}' for a in left_out)}"
                         if left_out else "") + "\n")
@@ -771,6 +772,9 @@ class Translator:
         out = []
         for key, data, error, seconds in bg.take():
             name, blocks = self.pending.pop(key)
+            if LOG_REGIONS:
+                sys.stderr.write(f"jitbt: {time.perf_counter() - _T0:6.3f} region {blocks[0].start:#x} ({len(blocks)} blocks) "
+                                 f"compiled in {seconds:.3f} s\n")
             self.pending_heads.discard(blocks[0].start)
             for b in blocks:
                 self.on_hold(b.start, False)

@@ -59,6 +59,10 @@ class Unsupported(Exception):
 
 
 ALL_FLAGS = frozenset(FLAG_NAMES)
+# Ticks a hot region's back edge to its head leaves with; its other back edges leave at 0
+# (see goto): a loop that comes back to the head leaves there, one that does not leaves at
+# its own back edge this many back edges later.
+DRAIN = 1 << 19
 SYNC_LINE = re.compile(re.escape(SYNC) + r"((?: flags[^\n]*)?)\n")
 
 # Instructions that read their memory destination, compute (flags included), then store: the
@@ -1045,12 +1049,18 @@ class FunctionLifter:
             return
         if address <= self.block.start:
             # A back edge: count it, so a guest looping inside the region still returns to the
-            # runtime now and then (signals, stop requests).
+            # runtime now and then (signals, stop requests). A back edge to the region's head
+            # leaves DRAIN ticks early, the others at 0, so a loop that comes back to the
+            # head leaves there, where the region is entered again: leaving at an inner back
+            # edge put the guest in that block's cold code (sort ran its partition loop cold
+            # after such exits until the block there turned hot and formed a second region
+            # of the same loop). The compare with 0 costs nothing at the inner, hotter ones.
             b = self.b
             t = b.emit(f"load i64, ptr {self.ptr('ticks')}")
             t1 = b.emit(f"sub i64 {t}, 1")
             b.stmt(f"store i64 {t1}, ptr {self.ptr('ticks')}")
-            spent = b.emit(f"icmp sle i64 {t1}, 0")
+            bound = DRAIN if address == self.blocks[0].start else 0
+            spent = b.emit(f"icmp sle i64 {t1}, {bound}")
             # The back edges whose budget is spent share one exit (and its write-back).
             self.budget_exits.append((const(address, 64), b.current))
             b.stmt(f"br i1 {spent}, label %budget.out, label %{label}, !prof !1")

@@ -1,0 +1,83 @@
+"""The tick budget of hot regions (translator/lifter.py, FunctionLifter.goto).
+
+A loop inside a hot region counts its back edges in the state's ticks and leaves for the
+runtime (Exit.BUDGET) once they are spent, so that signals and stop requests are served however
+long the guest loops. A back edge to the region's head leaves with DRAIN ticks left, the others
+when none are: a loop that comes back to the head leaves there, where the region is entered
+again, and an inner loop that does not leaves at its own back edge DRAIN back edges later.
+(Leaving at an inner loop's back edge put the guest in that block's cold code, which ran the
+rest of the loop nest cold until it came back to the head.) Either way the state at the exit is the guest's at the address it names: the expected
+values below follow from the instructions and that rule, not from a jitbt run.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import pytest
+
+from runtime.memory import GuestMemory
+from translator import Translator
+from translator.conformance import assemble
+from translator.knobs import Knobs
+from translator.lifter import DRAIN
+from translator.state import CPUState, Exit, PERM_R, PERM_X
+
+BASE = 0x400000
+RAX, RCX, RBX = 0, 1, 3
+# head: the region's head, on the outer loop; inner: a loop of its own inside it.
+LOOPS = ["add rbx, 1", "jmp inner",
+         "inner: add rax, 1", "cmp rax, rcx", "jb inner",
+         "xor eax, eax", "jmp {head}"]
+
+
+@pytest.fixture(scope="module")
+def region():
+    mem = GuestMemory()
+    mem.map(BASE, 0x1000, PERM_R | PERM_X)
+    code = assemble("; ".join(LOOPS).format(head=hex(BASE)), BASE)
+    mem.poke(BASE, code)
+    tr = Translator(mem.fetch, Knobs(background="off"))
+    blocks = tr.decode_region(BASE)
+    inner = next(b.start for b in blocks if b.insns[0].mnemonic == "add"
+                 and b.insns[0].op_str.startswith("rax"))
+    t = tr.compile_region(blocks)
+    assert t.hot and t.address == BASE and len(blocks) == 3
+    yield mem, tr.entry(t.host, t.data), inner
+    del tr                     # (kept alive until here: it owns the compiled code)
+
+
+def _run(mem, fn, rcx: int, ticks: int) -> tuple[int, CPUState]:
+    st = CPUState()
+    st.gpr[RCX] = rcx
+    st.rip = BASE
+    st.ticks = ticks
+    return fn(ctypes.addressof(st), mem.base, mem.perm_base), st
+
+
+@pytest.mark.parametrize("ticks", [DRAIN + 1, DRAIN + 3, DRAIN + 9])
+def test_a_spent_budget_leaves_at_the_head_when_the_loop_comes_back_there(region, ticks):
+    """The inner loop's 10 trips (9 back edges) take the ticks to DRAIN or below, but not to 0;
+    the outer loop's back edge then reaches the head: the region leaves there."""
+    mem, fn, _ = region
+    code, st = _run(mem, fn, 10, ticks)
+    assert code == Exit.BUDGET and st.rip == BASE
+    assert st.gpr[RBX] == 1 and st.gpr[RAX] == 0     # one outer trip, the inner loop done
+
+
+def test_an_inner_loop_that_does_not_come_back_leaves_after_draining(region):
+    """An inner loop longer than the budget: it leaves at its own back edge when the ticks
+    reach 0, with rax counting its trips."""
+    mem, fn, inner = region
+    code, st = _run(mem, fn, 1 << 40, DRAIN + 5)
+    assert code == Exit.BUDGET and st.rip == inner
+    assert st.gpr[RAX] == DRAIN + 5 and st.gpr[RBX] == 1
+
+
+def test_a_loop_with_budget_left_runs_on(region):
+    """With more ticks than the loops use, neither back edge leaves: the outer loop's
+    DRAIN + 20 - 9 trips later it does, at the head."""
+    mem, fn, _ = region
+    code, st = _run(mem, fn, 10, DRAIN + 20)
+    assert code == Exit.BUDGET and st.rip == BASE
+    # each outer trip: 9 inner back edges and 1 to the head; it leaves at the 2nd head edge
+    assert st.gpr[RBX] == 2 and st.gpr[RAX] == 0
