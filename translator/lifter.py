@@ -122,13 +122,15 @@ class Lifter:
                 + "\n".join(fn.entry) + "\n" + body + "\n}\n"), fn.b.intrinsics
 
 
-def flag_liveness(insns, stop: int | None = None) -> tuple[list[frozenset], list[frozenset]]:
+def flag_liveness(insns, stop: int | None = None, live_out: frozenset = ALL_FLAGS
+                  ) -> tuple[list[frozenset], list[frozenset]]:
     """For each instruction, the flags live after it: read later in the block before being
-    overwritten, or still set when the block ends (every flag is live at the end, at an exit to
-    the runtime and before an instruction the lifter cannot translate); and those live before
-    it (what a fault there must leave exact, for the code that runs on if the guest's handler
+    overwritten, or still set when the block ends (`live_out`: every flag, unless the block
+    only branches inside a region, see region_flag_liveness; every flag at an exit to the
+    runtime and before an instruction the lifter cannot translate); and those live before it
+    (what a fault there must leave exact, for the code that runs on if the guest's handler
     returns)."""
-    live = ALL_FLAGS
+    live = live_out
     out = [ALL_FLAGS] * len(insns)
     before = [ALL_FLAGS] * len(insns)
     sems = semantics()
@@ -142,6 +144,41 @@ def flag_liveness(insns, stop: int | None = None) -> tuple[list[frozenset], list
             live = (live - sem.writes) | sem.reads
         before[i] = live
     return out, before
+
+
+def region_flag_liveness(blocks, inside, stops: dict[int, int]) -> dict[int, frozenset]:
+    """The flags live at the end of each of a region's blocks: those a block it branches to
+    inside the function (`inside`: their addresses) may read before writing them; every flag
+    at the end of a block that may leave the function (a branch outside, an indirect jmp or
+    call, a ret, an ending the runtime serves) or that stops at an instruction left to the
+    runtime (`stops`: block index -> instruction). A backward fixpoint over the blocks: flags
+    a block's compare sets and its successors overwrite before reading are never computed
+    (in a block on its own, every flag is live at its end)."""
+    succ: dict[int, list[int]] = {}
+    for i, b in enumerate(blocks):
+        targets = b.successors()
+        last = b.insns[-1] if b.insns else None
+        indirect = last is not None and last.is_branch and not (
+            last.ops and last.ops[0].kind == "imm")
+        if targets and not indirect and i not in stops and all(a in inside for a in targets):
+            succ[b.start] = targets
+    live_in = {b.start: frozenset() for b in blocks}
+    out: dict[int, frozenset] = {}
+    changed = True
+    while changed:                       # (live sets only grow: it ends)
+        changed = False
+        for i in range(len(blocks) - 1, -1, -1):
+            b = blocks[i]
+            targets = succ.get(b.start)
+            end = ALL_FLAGS if targets is None else frozenset().union(
+                *(live_in.get(a, ALL_FLAGS) for a in targets))
+            out[b.start] = end
+            _, before = flag_liveness(b.insns, stops.get(i), end)
+            first = before[0] if before else end
+            if first != live_in[b.start]:
+                live_in[b.start] = first
+                changed = True
+    return out
 
 
 class FunctionLifter:
@@ -239,6 +276,8 @@ class FunctionLifter:
 
     # ---- driving ---------------------------------------------------------------------------
     def run(self) -> str:
+        self.live_out = (region_flag_liveness(self.blocks, self.targets, self.stops)
+                         if self.targets and self.lifter.flag_liveness else {})
         if self.entries and len(self.blocks) > 1:
             b = self.b
             rip = b.emit(f"load i64, ptr {self.ptr('rip')}")
@@ -313,7 +352,8 @@ class FunctionLifter:
         b.share_faults = self.block.start not in self.looped
         insns = self.block.insns
         if self.lifter.flag_liveness:
-            lives, live_in = flag_liveness(insns, self.stop)
+            lives, live_in = flag_liveness(insns, self.stop,
+                                           self.live_out.get(self.block.start, ALL_FLAGS))
         else:
             lives = live_in = [None] * len(insns)
         knobs = self.lifter.knobs
@@ -325,7 +365,7 @@ class FunctionLifter:
         for i, insn in enumerate(insns):
             self.insn, self.index = insn, i
             self.near_sp = False
-            self.live = lives[i] or ALL_FLAGS
+            self.live = ALL_FLAGS if lives[i] is None else lives[i]
             b.keep = live_in[i]
             if knobs.trace:
                 self._trace_insn(insn.address)
