@@ -76,13 +76,14 @@ class IRBuilder:
         # convention, and hands each block that ends in one to the slow selector.
         self.rets: list[tuple[str, str]] | None = [] if one_ret else None
         self.faults: list[tuple[str, str, str, str]] = []    # the same for calls of @fault
-        # With sync and share_faults, the faults that keep the same flags share one exit
-        # block, which writes the state back once: written at each fault, the write-backs were
-        # over a third of the instructions of a large region, and of the backend's time. Not
-        # in loops: there, the values of every local flowing into one block made the loops of
-        # matmul and nbody 5-8% slower.
-        self.share_faults = False
-        self.sync_faults: dict[str, list[tuple[str, str, str, str]]] = {}
+        # With sync, the faults that keep the same flags share one exit block, which writes
+        # the state back once: written at each fault, the write-backs were over a third of
+        # the instructions of a large region, and of the backend's time. share_faults names
+        # the faults' scope: the whole function (None), or, in a loop, one guest block (its
+        # address), since there the values of every local flowing into one block of the
+        # function made the loops of matmul and nbody 5-8% slower.
+        self.share_faults: int | None = None
+        self.sync_faults: dict[tuple, list[tuple[str, str, str, str]]] = {}
         self.current = "entry"
         # sync: mark each exit (a ret, or the musttail call before one) with SYNC, where the
         # lifter writes back the guest state it keeps in locals (FunctionLifter.sync_exits).
@@ -131,13 +132,11 @@ class IRBuilder:
         """End the block: the guest faults with `signal` at `rip` (address `addr`)."""
         line = SYNC if self.keep is None or not self.sync else \
             f"{SYNC} flags {' '.join(sorted(self.keep))}".rstrip()
-        if self.sync and self.share_faults:
-            group = self.sync_faults.setdefault(line, [])
-            group.append((rip, addr, str(signal), self.current))
-            self.stmt(f"br label %fault.sync{list(self.sync_faults).index(line)}")
+        if self.sync:
+            key = (line, self.share_faults)
+            self.sync_faults.setdefault(key, []).append((rip, addr, str(signal), self.current))
+            self.stmt(f"br label %fault.sync{list(self.sync_faults).index(key)}")
         elif self.rets is None:
-            if self.sync:                    # before the call, which writes the state
-                self.lines.append(line)
             r = self.emit(f"call i32 @fault(ptr %st, i64 {rip}, i64 {addr}, i32 {signal})")
             self.lines.append(f"  ret i32 {r}")
             self.terminated = True
@@ -182,7 +181,7 @@ class IRBuilder:
         return out
 
     def text(self) -> str:
-        for n, (line, sites) in enumerate(self.sync_faults.items()):
+        for n, ((line, _), sites) in enumerate(self.sync_faults.items()):
             self.label(f"fault.sync{n}")
             (_, rip), (_, addr), (_, sig) = self._phis(sites)
             self.lines.append(line)

@@ -349,7 +349,7 @@ class FunctionLifter:
     def _lift_block(self) -> None:
         b = self.b
         self.compared = None
-        b.share_faults = self.block.start not in self.looped
+        b.share_faults = self.block.start if self.block.start in self.looped else None
         insns = self.block.insns
         if self.lifter.flag_liveness:
             lives, live_in = flag_liveness(insns, self.stop,

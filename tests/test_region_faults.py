@@ -1,0 +1,76 @@
+"""Faults inside a hot region's loop (translator/irbuilder.py, IRBuilder.fault).
+
+A fault in optimised code writes the guest state back at the faulting instruction: the faults
+of a block in a loop share one exit per block (of the function elsewhere), where each local's
+value arrives from the faulting site. A loop that loads from one array and stores into
+another walks into an unmapped page with either access; the state at the fault must be the
+architectural one there: rip at the faulting instruction, the registers as the instructions
+before it left them (computed below from their definitions), the fault address, and the
+stores before it done.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import pytest
+
+from runtime.memory import GuestMemory
+from translator import Translator
+from translator.conformance import assemble
+from translator.knobs import Knobs
+from translator.state import CPUState, Exit, PERM_R, PERM_W, PERM_X
+
+CODE = 0x10000
+SRC = 0x20000             # one page, the page after it unmapped
+DST = 0x30000             # likewise
+RAX, RCX, RDX, RSI, RDI = 0, 1, 2, 6, 7
+LOOP = ["top: mov rdx, [rsi]", "add rax, rdx", "add rsi, 8", "mov [rdi], rax", "add rdi, 8",
+        "dec rcx", "jnz top", "nop"]
+
+
+@pytest.fixture(scope="module")
+def loop():
+    mem = GuestMemory()
+    mem.map(CODE, 0x1000, PERM_R | PERM_X)
+    mem.map(SRC, 0x1000, PERM_R | PERM_W)
+    mem.map(DST, 0x1000, PERM_R | PERM_W)
+    for i in range(512):
+        mem.write(SRC + 8 * i, (i * 0x9E3779B97F4A7C15 & (1 << 64) - 1).to_bytes(8, "little"))
+    code = assemble("; ".join(LOOP), CODE)
+    mem.poke(CODE, code)
+    tr = Translator(mem.fetch, Knobs(background="off"))
+    blocks = tr.decode_region(CODE, include=lambda a: a == CODE)
+    t = tr.compile_region(blocks)
+    load = CODE
+    store = CODE + len(assemble("; ".join(LOOP[:3]), CODE))
+    yield mem, tr.entry(t.host, t.data), load, store
+    del tr
+
+
+@pytest.mark.parametrize("src_left,dst_left", [(5, 100), (100, 7), (1, 100), (100, 1)])
+def test_a_fault_in_a_regions_loop_leaves_the_state_of_the_faulting_instruction(
+        loop, src_left, dst_left):
+    """The loads start `src_left` elements before SRC's page ends, the stores `dst_left`
+    before DST's: whichever runs out first faults, on its first access past the page."""
+    mem, fn, load, store = loop
+    st = CPUState()
+    rsi, rdi = SRC + 0x1000 - 8 * src_left, DST + 0x1000 - 8 * dst_left
+    st.gpr[RSI], st.gpr[RDI], st.gpr[RCX], st.gpr[RAX] = rsi, rdi, 1000, 0x55
+    st.rip = CODE
+    st.ticks = 1 << 30
+    code = fn(ctypes.addressof(st), mem.base, mem.perm_base)
+    # The loop's trips before the fault, by its definition.
+    trips = min(src_left, dst_left)
+    total = 0x55
+    for i in range(trips):
+        total = (total + mem.read_u64(rsi + 8 * i)) & (1 << 64) - 1
+        assert mem.read_u64(rdi + 8 * i) == total
+    assert code == Exit.FAULT and st.fault_signal == 11
+    if src_left <= dst_left:       # the load of trip `trips` faults
+        assert st.rip == load and st.fault_addr == SRC + 0x1000
+        assert st.gpr[RSI] == SRC + 0x1000 and st.gpr[RDI] == rdi + 8 * trips
+    else:                          # its store does, after its load and add
+        total = (total + mem.read_u64(rsi + 8 * trips)) & (1 << 64) - 1
+        assert st.rip == store and st.fault_addr == DST + 0x1000
+        assert st.gpr[RSI] == rsi + 8 * (trips + 1) and st.gpr[RDI] == DST + 0x1000
+    assert st.gpr[RAX] == total and st.gpr[RCX] == 1000 - trips
