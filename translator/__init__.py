@@ -536,11 +536,16 @@ class Translator:
         join, and so does the head of another hot region unless that region holds `head` (it is
         the loop this region would only enter): a callee or an inner loop that turned hot first
         is compiled again as part of this region, so that calling it or looping through it
-        does not leave the region. The head of a region still being compiled does not join (it
-        is noted in `reached_pending`)."""
+        does not leave the region. The same holds for a region still being compiled; one that
+        holds `head` does not join, and is noted in `reached_pending`. (Left out instead, a
+        callee still compiling cost sort's merge loop a second -O2 of 31 blocks, formed again
+        to take in one block once the callee was in.)"""
         if a in self.pending_heads:
-            reached_pending.append(a)
-            return False
+            if any(blocks[0].start == a and any(b.start == head for b in blocks)
+                   for _, blocks in self.pending.values()):
+                reached_pending.append(a)
+                return False
+            return True
         t = self.cache._lru.get((a,) + self.cache.key)
         if t is None:
             return False
