@@ -19,9 +19,12 @@ The knobs, with what each value means:
   manual leaves undefined included, as the reference CPU (the host, an Intel core) produces
   them, and the MXCSR and x87 exception flags too; ``precise`` every defined flag stored at every
   instruction boundary; ``live`` flags computed only where a later instruction or the end of
-  the block needs them (QEMU-style liveness). At a guest fault the flags that the code after it
-  reads before overwriting are exact (so a handler that returns resumes correctly); the others
-  may be stale in the signal frame, as Valgrind's default leaves all but a few registers.
+  the block needs them (QEMU-style liveness), and in a hot region only where a block it
+  branches to inside the function may read them (every flag where the function may leave).
+  At a guest fault, and where a region leaves for its tick budget, the flags that the code
+  after it reads before overwriting are exact (so a handler that returns resumes correctly);
+  the others may be stale in the signal frame, as Valgrind's default leaves all but a few
+  registers.
 - ``memory``: ``checked`` every guest access checked against the page permissions before it
   happens (the only value so far; the knob is here so that cheaper schemes can be measured).
 - ``smc`` (self-modifying code): ``page`` pages holding translated code are write-protected; a
