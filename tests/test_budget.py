@@ -6,8 +6,9 @@ long the guest loops. A back edge to the region's head leaves with DRAIN ticks l
 when none are: a loop that comes back to the head leaves there, where the region is entered
 again, and an inner loop that does not leaves at its own back edge DRAIN back edges later.
 (Leaving at an inner loop's back edge put the guest in that block's cold code, which ran the
-rest of the loop nest cold until it came back to the head.) Either way the state at the exit is the guest's at the address it names: the expected
-values below follow from the instructions and that rule, not from a jitbt run.
+rest of the loop nest cold until it came back to the head.) Either way the state at the exit
+is the guest's at the address it names: the expected values below follow from the
+instructions and that rule, not from a jitbt run.
 """
 from __future__ import annotations
 

@@ -37,14 +37,15 @@ WAIT_LIMIT = 2          # times a hot block waits for a region it leads to to be
 COLD_SPLIT = 6          # blocks from which a cold region is compiled as two halves at once
 GROW_LIMIT = 4          # times a hot region is recompiled to take in blocks it left to
 SHAPE = ".shape"        # the suffix of region shapes in the persistent store
-# JITBT_LOG_REGIONS=1: every hot region formed is described on stderr (head, blocks, why).
+# JITBT_LOG_REGIONS=1: every hot region formed is described on stderr (seconds since start,
+# head, blocks, why), and so is each background compile's end and length.
 LOG_REGIONS = bool(os.environ.get("JITBT_LOG_REGIONS"))
 _T0 = time.perf_counter()
 
 
 def _log_region(why: str, blocks, left_out=()) -> None:
-    sys.stderr.write(f"jitbt: {time.perf_counter() - _T0:6.3f} region {blocks[0].start:#x} {why}: {len(blocks)} blocks "
-                     + " ".join(f"{b.start:x}" for b in blocks)
+    sys.stderr.write(f"jitbt: {time.perf_counter() - _T0:6.3f} region {blocks[0].start:#x} "
+                     f"{why}: {len(blocks)} blocks " + " ".join(f"{b.start:x}" for b in blocks)
                      + (f"; left out (compiling): {' '.join(f'{a:x}' for a in left_out)}"
                         if left_out else "") + "\n")
 
@@ -778,8 +779,9 @@ class Translator:
         for key, data, error, seconds in bg.take():
             name, blocks = self.pending.pop(key)
             if LOG_REGIONS:
-                sys.stderr.write(f"jitbt: {time.perf_counter() - _T0:6.3f} region {blocks[0].start:#x} ({len(blocks)} blocks) "
-                                 f"compiled in {seconds:.3f} s\n")
+                sys.stderr.write(f"jitbt: {time.perf_counter() - _T0:6.3f} region "
+                                 f"{blocks[0].start:#x} ({len(blocks)} blocks) compiled in "
+                                 f"{seconds:.3f} s on the background thread\n")
             self.pending_heads.discard(blocks[0].start)
             for b in blocks:
                 self.on_hold(b.start, False)
