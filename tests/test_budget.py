@@ -82,3 +82,46 @@ def test_a_loop_with_budget_left_runs_on(region):
     assert code == Exit.BUDGET and st.rip == BASE
     # each outer trip: 9 inner back edges and 1 to the head; it leaves at the 2nd head edge
     assert st.gpr[RBX] == 2 and st.gpr[RAX] == 0
+
+
+# The head reads CF first (adc: the carry of the last trip's add, across dec, which leaves CF
+# alone); the inner loop's head writes every flag before reading any.
+CARRY = ["adc rbx, 0", "jmp inner",
+         "inner: add rsi, 1", "cmp rsi, rdi", "jb inner",
+         "add rax, rdx", "dec rcx", "jnz {head}", "nop"]
+
+
+@pytest.fixture(scope="module")
+def carry_region():
+    mem = GuestMemory()
+    mem.map(BASE, 0x1000, PERM_R | PERM_X)
+    code = assemble("; ".join(CARRY).format(head=hex(BASE)), BASE)
+    mem.poke(BASE, code)
+    tr = Translator(mem.fetch, Knobs(background="off"))
+    end = BASE + len(code) - 1                      # the nop: the region leaves there
+    blocks = tr.decode_region(BASE, include=lambda a: BASE <= a < end)
+    t = tr.compile_region(blocks)
+    inner = next(b.start for b in blocks if b.insns[0].op_str.startswith("rsi"))
+    yield mem, tr.entry(t.host, t.data), inner
+    del tr
+
+
+@pytest.mark.parametrize("trips", [1, 2, 5])
+def test_a_budget_exit_writes_back_the_flags_its_target_reads_first(carry_region, trips):
+    """The back edges' exits write back the flags their targets read before writing them:
+    leaving at the head after `trips` trips, CF must be the carry of the last trip's add (the
+    next adc reads it), and rbx the carries of the trips before it; the registers follow
+    from the instructions. rdx makes every second add carry."""
+    mem, fn, _ = carry_region
+    st = CPUState()
+    rdx = 1 << 63
+    st.gpr[RCX], st.gpr[0], st.gpr[2], st.gpr[3] = 100, 0, rdx, 0
+    st.gpr[6], st.gpr[7] = 0, 3                     # the inner loop: 3 trips, then 1 each
+    st.rip = BASE
+    st.ticks = DRAIN + 3 + (trips - 1)    # back edges: 2 inner and the head's, then the head's
+    code = fn(ctypes.addressof(st), mem.base, mem.perm_base)
+    carries = [(i * rdx % (1 << 64) + rdx) >> 64 for i in range(trips)]   # each add's
+    assert code == Exit.BUDGET and st.rip == BASE
+    assert st.gpr[0] == trips * rdx % (1 << 64) and st.gpr[RCX] == 100 - trips
+    assert st.cf == carries[-1]
+    assert st.gpr[RBX] == sum(carries[:-1])

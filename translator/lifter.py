@@ -146,8 +146,10 @@ def flag_liveness(insns, stop: int | None = None, live_out: frozenset = ALL_FLAG
     return out, before
 
 
-def region_flag_liveness(blocks, inside, stops: dict[int, int]) -> dict[int, frozenset]:
-    """The flags live at the end of each of a region's blocks: those a block it branches to
+def region_flag_liveness(blocks, inside, stops: dict[int, int]
+                         ) -> tuple[dict[int, frozenset], dict[int, frozenset]]:
+    """The flags live at the end of each of a region's blocks, and at the start of each: at
+    the end, those a block it branches to
     inside the function (`inside`: their addresses) may read before writing them; every flag
     at the end of a block that may leave the function (a branch outside, an indirect jmp or
     call, a ret, an ending the runtime serves) or that stops at an instruction left to the
@@ -178,7 +180,7 @@ def region_flag_liveness(blocks, inside, stops: dict[int, int]) -> dict[int, fro
             if first != live_in[b.start]:
                 live_in[b.start] = first
                 changed = True
-    return out
+    return out, live_in
 
 
 class FunctionLifter:
@@ -254,7 +256,9 @@ class FunctionLifter:
         self.live = ALL_FLAGS         # flags live after the current instruction
         self.flag_writes = 0          # set_flag calls so far
         self.compared = None          # (a, c, bits, flag_writes) of the block's last cmp/sub
-        self.budget_exits: list[tuple[str, str]] = []   # (rip, block) of back edges' exits
+        # Back edges' budget exits: the flags live at their target (None: every one) ->
+        # [(rip, IR block)].
+        self.budget_exits: dict[frozenset | None, list[tuple[str, str]]] = {}
 
     def _looped(self) -> frozenset:
         """Starts of the blocks from which a branch inside the function leads back to them (a
@@ -276,8 +280,9 @@ class FunctionLifter:
 
     # ---- driving ---------------------------------------------------------------------------
     def run(self) -> str:
-        self.live_out = (region_flag_liveness(self.blocks, self.targets, self.stops)
-                         if self.targets and self.lifter.flag_liveness else {})
+        self.live_out, self.live_in = (
+            region_flag_liveness(self.blocks, self.targets, self.stops)
+            if self.targets and self.lifter.flag_liveness else ({}, {}))
         if self.entries and len(self.blocks) > 1:
             b = self.b
             rip = b.emit(f"load i64, ptr {self.ptr('rip')}")
@@ -304,11 +309,21 @@ class FunctionLifter:
             except _Retry as r:
                 raise _Retry((i, r.where[1])) from None
         if self.budget_exits:
+            # The guest goes on at the back edges' targets, so the flags written back are
+            # those their code reads before writing: the exits share one write-back for each
+            # such set of flags. (Every flag written back, a region's loops computed every
+            # flag on every trip for this exit alone; the others may be stale in a signal
+            # frame, as at a fault: knob flags=live.)
             b = self.b
-            b.label("budget.out")
-            phi = ", ".join(f"[ {a}, %{label} ]" for a, label in self.budget_exits)
-            b.stmt(f"store i64 {b.emit(f'phi i64 {phi}')}, ptr {self.ptr('rip')}")
-            b.stmt(f"ret i32 {Exit.BUDGET}")
+            for n, (keep, exits) in enumerate(self.budget_exits.items()):
+                b.label(f"budget.out{n}")
+                phi = ", ".join(f"[ {a}, %{label} ]" for a, label in exits)
+                b.stmt(f"store i64 {b.emit(f'phi i64 {phi}')}, ptr {self.ptr('rip')}")
+                if keep is not None:
+                    b.lines.append(f"{SYNC} flags {' '.join(sorted(keep))}".rstrip())
+                    b.leaving = True
+                b.stmt(f"ret i32 {Exit.BUDGET}")
+                b.leaving = False
         return self.b.text()
 
     def _run_block(self) -> None:
@@ -1101,9 +1116,13 @@ class FunctionLifter:
             b.stmt(f"store i64 {t1}, ptr {self.ptr('ticks')}")
             bound = DRAIN if address == self.blocks[0].start else 0
             spent = b.emit(f"icmp sle i64 {t1}, {bound}")
-            # The back edges whose budget is spent share one exit (and its write-back).
-            self.budget_exits.append((const(address, 64), b.current))
-            b.stmt(f"br i1 {spent}, label %budget.out, label %{label}, !prof !1")
+            # The back edges whose budget is spent share an exit (and its write-back) with the
+            # others whose target reads the same flags first (see run).
+            keep = self.live_in.get(address) if self.live_in else None
+            exits = self.budget_exits.setdefault(keep, [])
+            exits.append((const(address, 64), b.current))
+            b.stmt(f"br i1 {spent}, label %budget.out{list(self.budget_exits).index(keep)}, "
+                   f"label %{label}, !prof !1")
             return
         self.b.stmt(f"br label %{label}")
 
