@@ -31,13 +31,18 @@ LOOPS = ["add rbx, 1", "jmp inner",
          "xor eax, eax", "jmp {head}"]
 
 
-@pytest.fixture(scope="module")
-def region():
+def _load(lines):
+    """The program `lines` at BASE ({head} is BASE), in guest memory, with a translator."""
     mem = GuestMemory()
     mem.map(BASE, 0x1000, PERM_R | PERM_X)
-    code = assemble("; ".join(LOOPS).format(head=hex(BASE)), BASE)
+    code = assemble("; ".join(lines).format(head=hex(BASE)), BASE)
     mem.poke(BASE, code)
-    tr = Translator(mem.fetch, Knobs(background="off"))
+    return mem, code, Translator(mem.fetch, Knobs(background="off"))
+
+
+@pytest.fixture(scope="module")
+def region():
+    mem, _, tr = _load(LOOPS)
     blocks = tr.decode_region(BASE)
     inner = next(b.start for b in blocks if b.insns[0].mnemonic == "add"
                  and b.insns[0].op_str.startswith("rax"))
@@ -93,16 +98,11 @@ CARRY = ["adc rbx, 0", "jmp inner",
 
 @pytest.fixture(scope="module")
 def carry_region():
-    mem = GuestMemory()
-    mem.map(BASE, 0x1000, PERM_R | PERM_X)
-    code = assemble("; ".join(CARRY).format(head=hex(BASE)), BASE)
-    mem.poke(BASE, code)
-    tr = Translator(mem.fetch, Knobs(background="off"))
+    mem, code, tr = _load(CARRY)
     end = BASE + len(code) - 1                      # the nop: the region leaves there
     blocks = tr.decode_region(BASE, include=lambda a: BASE <= a < end)
     t = tr.compile_region(blocks)
-    inner = next(b.start for b in blocks if b.insns[0].op_str.startswith("rsi"))
-    yield mem, tr.entry(t.host, t.data), inner
+    yield mem, tr.entry(t.host, t.data)
     del tr
 
 
@@ -112,7 +112,7 @@ def test_a_budget_exit_writes_back_the_flags_its_target_reads_first(carry_region
     leaving at the head after `trips` trips, CF must be the carry of the last trip's add (the
     next adc reads it), and rbx the carries of the trips before it; the registers follow
     from the instructions. rdx makes every second add carry."""
-    mem, fn, _ = carry_region
+    mem, fn = carry_region
     st = CPUState()
     rdx = 1 << 63
     st.gpr[RCX], st.gpr[0], st.gpr[2], st.gpr[3] = 100, 0, rdx, 0
