@@ -75,6 +75,7 @@ STAT_KEYS = {"blocks translated": "blocks", "guest instructions translated": "in
              "blocks compiled once interpreted": "warmed",
              "time optimising + compiling": "compile_s", "time parsing IR": "parse_s",
              "time building IR": "ir_s", "time decoding": "decode_s",
+             "time forming hot regions (decoding again)": "form_s",
              "blocks run by the dispatcher loop": "blocks_run",
              "persistent cache": "cache_hits",
              "time compiling on the background thread": "background_s",
@@ -90,10 +91,11 @@ def jitbt_stats(path: Path, timeout: float) -> dict:
     # translation work: decoding, making records, building IR, parsing and compiling by every
     # tier, the optimising tier's work on the background thread and the cold halves compiled
     # on a second thread included (recompiling interpreted or cold code adds time, not
-    # instructions). And the interpreter's own: its instructions per second of decoding and
-    # making records.
-    seconds = sum(stats.get(k, 0.0) for k in ("decode_s", "records_s", "ir_s", "parse_s",
-                                              "compile_s", "background_s", "cold_worker_s"))
+    # instructions), and so is forming hot regions (decoding their blocks again). And the
+    # interpreter's own: its instructions per second of decoding and making records.
+    seconds = sum(stats.get(k, 0.0) for k in ("decode_s", "form_s", "records_s", "ir_s",
+                                              "parse_s", "compile_s", "background_s",
+                                              "cold_worker_s"))
     first = stats.get("interp_insns", 0) + stats.get("insns", 0) - stats.get("warm_insns", 0)
     stats["insns_per_s"] = first / seconds if seconds else 0.0
     front = stats.get("decode_s", 0.0) + stats.get("records_s", 0.0)

@@ -79,6 +79,7 @@ class Stats:
     warmed: int = 0           # of those, blocks compiled (warm_up)
     warm_insns: int = 0
     seconds_decode: float = 0.0
+    seconds_form: float = 0.0      # forming hot regions (decoding their blocks again)
     seconds_records: float = 0.0   # making interpreter records
     seconds_ir: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -595,7 +596,7 @@ class Translator:
                     self.waited[address] = self.waited.get(address, 0) + 1
                     self._wait(reached_pending, address)
                     return []
-        self.stats.seconds_decode += time.perf_counter() - t0
+        self.stats.seconds_form += time.perf_counter() - t0
         head = blocks[0].start
         self._note_region(head, blocks, reached_pending)
         if LOG_REGIONS:
@@ -613,7 +614,7 @@ class Translator:
             return []
         t0 = time.perf_counter()
         blocks = self._stored_region(address)
-        self.stats.seconds_decode += time.perf_counter() - t0
+        self.stats.seconds_form += time.perf_counter() - t0
         if blocks is None:
             return []
         self._note_region(address, blocks, [])
@@ -693,7 +694,7 @@ class Translator:
         t0 = time.perf_counter()
         blocks = self.decode_region(head, self.hot_region_blocks, indirect=indirect,
                                     include=lambda a: a in keep or self._joins(a, head, reached))
-        self.stats.seconds_decode += time.perf_counter() - t0
+        self.stats.seconds_form += time.perf_counter() - t0
         if {b.start for b in blocks} <= keep:
             return []
         self.grown[head] = self.grown.get(head, 0) + 1
