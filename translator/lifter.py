@@ -148,14 +148,15 @@ def flag_liveness(insns, stop: int | None = None, live_out: frozenset = ALL_FLAG
 
 def region_flag_liveness(blocks, inside, stops: dict[int, int]
                          ) -> tuple[dict[int, frozenset], dict[int, frozenset]]:
-    """The flags live at the end of each of a region's blocks, and at the start of each: at
-    the end, those a block it branches to
-    inside the function (`inside`: their addresses) may read before writing them; every flag
-    at the end of a block that may leave the function (a branch outside, an indirect jmp or
-    call, a ret, an ending the runtime serves) or that stops at an instruction left to the
-    runtime (`stops`: block index -> instruction). A backward fixpoint over the blocks: flags
-    a block's compare sets and its successors overwrite before reading are never computed
-    (in a block on its own, every flag is live at its end)."""
+    """The flags live at the end of each of a region's blocks, and at the start of each.
+    At the end: those a block it branches to inside the function (`inside`: their addresses)
+    may read before writing them; every flag at the end of a block that may leave the
+    function (a branch outside, an indirect jmp or call, a ret, an ending the runtime serves)
+    or that stops at an instruction left to the runtime (`stops`: block index ->
+    instruction). At the start: those the block reads before writing, and those live at its
+    end that it does not write (what a budget exit to it must write back). A backward
+    fixpoint over the blocks: flags a block's compare sets and its successors overwrite before
+    reading are never computed (in a block on its own, every flag is live at its end)."""
     succ: dict[int, list[int]] = {}
     for i, b in enumerate(blocks):
         targets = b.successors()
