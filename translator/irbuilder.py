@@ -130,8 +130,7 @@ class IRBuilder:
 
     def fault(self, rip: str, addr: str, signal: int) -> None:
         """End the block: the guest faults with `signal` at `rip` (address `addr`)."""
-        line = SYNC if self.keep is None or not self.sync else \
-            f"{SYNC} flags {' '.join(sorted(self.keep))}".rstrip()
+        line = self.sync_line(self.keep if self.sync else None)
         if self.sync:
             key = (line, self.share_faults)
             self.sync_faults.setdefault(key, []).append((rip, addr, str(signal), self.current))
@@ -150,11 +149,17 @@ class IRBuilder:
         self.fault_ret = True
         return "fault.ret"
 
-    def leave(self) -> None:
-        """Write the state back here: every path from here leaves the function (until
-        ``leaving`` is cleared), so its exits need not each do it."""
+    @staticmethod
+    def sync_line(keep: frozenset | None) -> str:
+        """The SYNC line of a write-back that keeps only the flags `keep` (None: every one)."""
+        return SYNC if keep is None else f"{SYNC} flags {' '.join(sorted(keep))}".rstrip()
+
+    def leave(self, keep: frozenset | None = None) -> None:
+        """Write the state back here (of the flags, those in `keep`; None: every one): every
+        path from here leaves the function (until ``leaving`` is cleared), so its exits need
+        not each do it."""
         if self.sync:
-            self.lines.append(SYNC)
+            self.lines.append(self.sync_line(keep))
         self.leaving = True
 
     def new_label(self, hint: str = "L") -> str:

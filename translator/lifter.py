@@ -320,9 +320,7 @@ class FunctionLifter:
                 b.label(f"budget.out{n}")
                 phi = ", ".join(f"[ {a}, %{label} ]" for a, label in exits)
                 b.stmt(f"store i64 {b.emit(f'phi i64 {phi}')}, ptr {self.ptr('rip')}")
-                if keep is not None:
-                    b.lines.append(f"{SYNC} flags {' '.join(sorted(keep))}".rstrip())
-                    b.leaving = True
+                b.leave(keep)
                 b.stmt(f"ret i32 {Exit.BUDGET}")
                 b.leaving = False
         return self.b.text()
