@@ -321,6 +321,7 @@ class HandlerLibrary:
         for table, obj, error, _ in self.background.close():
             index, _ = self._jobs.pop(table, (None, None))
             if index is not None and obj is not None and error is None:
+                self.built += len(index["handlers"])     # (built this run, used by the next)
                 self.save(index, obj)
         self.background = None
 
