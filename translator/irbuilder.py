@@ -162,6 +162,12 @@ class IRBuilder:
             self.lines.append(self.sync_line(keep))
         self.leaving = True
 
+    def join(self, name: str, sites: list[tuple[str, str]]) -> str:
+        """Start block `name`, entered from the blocks of `sites` ((i64 value, block label)):
+        the phi of their values."""
+        self.label(name)
+        return self.emit("phi i64 " + ", ".join(f"[ {v}, %{label} ]" for v, label in sites))
+
     def new_label(self, hint: str = "L") -> str:
         self.n += 1
         return f"{hint}{self.n}"

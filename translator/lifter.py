@@ -319,17 +319,12 @@ class FunctionLifter:
             # frame, as at a fault: knob flags=live.)
             b = self.b
             for n, (keep, exits) in enumerate(self.budget_exits.items()):
-                b.label(f"budget.out{n}")
-                phi = ", ".join(f"[ {a}, %{label} ]" for a, label in exits)
-                b.stmt(f"store i64 {b.emit(f'phi i64 {phi}')}, ptr {self.ptr('rip')}")
+                b.stmt(f"store i64 {b.join(f'budget.out{n}', exits)}, ptr {self.ptr('rip')}")
                 b.leave(keep)
                 b.stmt(f"ret i32 {Exit.BUDGET}")
                 b.leaving = False
         if self.chain_exits:
-            b = self.b
-            b.label("chain.out")
-            phi = ", ".join(f"[ {a}, %{label} ]" for a, label in self.chain_exits)
-            self._chain_here(b.emit(f"phi i64 {phi}"))
+            self._chain_here(self.b.join("chain.out", self.chain_exits))
         return self.b.text()
 
     def _run_block(self) -> None:
