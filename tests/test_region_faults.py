@@ -74,3 +74,79 @@ def test_a_fault_in_a_regions_loop_leaves_the_state_of_the_faulting_instruction(
         assert st.rip == store and st.fault_addr == DST + 0x1000
         assert st.gpr[RSI] == rsi + 8 * (trips + 1) and st.gpr[RDI] == DST + 0x1000
     assert st.gpr[RAX] == total and st.gpr[RCX] == 1000 - trips
+
+
+# A hot region's block outside its loops and not at its head checks its accesses once, at its
+# entry (FunctionLifter._block_entry_check): when that check fails, the region leaves for the
+# block's own code elsewhere with the state as the block was entered, and that code (cold here)
+# checks each access and faults at the instruction that faults.
+TAIL = ["top: add rax, [rsi]", "add rsi, 8", "dec rcx", "jnz top",
+        "tail: mov [rdi], rax", "mov rdx, [rsi]", "mov [rdi + 8], rdx", "jmp done",
+        "nop", "done: nop"]
+
+
+@pytest.fixture(scope="module")
+def tail():
+    mem = GuestMemory()
+    mem.map(CODE, 0x1000, PERM_R | PERM_X)
+    mem.map(SRC, 0x1000, PERM_R | PERM_W)
+    mem.map(DST, 0x1000, PERM_R | PERM_W)
+    for i in range(512):
+        mem.write(SRC + 8 * i, (i * 0x9E3779B97F4A7C15 & (1 << 64) - 1).to_bytes(8, "little"))
+    code = assemble("; ".join(TAIL), CODE)
+    mem.poke(CODE, code)
+    tail_at = CODE + len(assemble("; ".join(TAIL[:4]), CODE))
+    done_at = CODE + len(code) - 1                 # (the last nop)
+    tr = Translator(mem.fetch, Knobs(background="off"))
+    blocks = tr.decode_region(CODE, include=lambda a: a in (CODE, tail_at))
+    assert [b.start for b in blocks] == [CODE, tail_at]
+    region = tr.compile_region(blocks)
+    (cold,) = tr.compile_blocks([blocks[1]], hot=False)
+    # An empty lookup table: a chained exit finds nothing there and returns (Exit.CONTINUE).
+    table = (ctypes.c_uint64 * (4 * 65536))()
+    yield mem, tr.entry(region.host, region.data), tr.entry(cold.host, cold.data), tail_at, \
+        done_at, table
+    del tr
+
+
+def _tail_state(table, rsi: int, rdi: int, trips: int) -> CPUState:
+    st = CPUState()
+    st.gpr[RSI], st.gpr[RDI], st.gpr[RCX], st.gpr[RAX], st.gpr[RDX] = rsi, rdi, trips, 7, 0x77
+    st.rip, st.ticks, st.table, st.hot = CODE, 1 << 30, ctypes.addressof(table), 1 << 40
+    return st
+
+
+@pytest.mark.parametrize("left", [5, 9])
+def test_a_block_past_the_loop_runs_its_accesses_checked_at_its_entry(tail, left):
+    """The loop's `left - 1` trips leave one element of the page for the tail's load."""
+    mem, region, _, _, done_at, table = tail
+    rsi, rdi, trips = SRC + 0x1000 - 8 * left, DST + 0x800, left - 1
+    st = _tail_state(table, rsi, rdi, trips)
+    code = region(ctypes.addressof(st), mem.base, mem.perm_base)
+    total = (7 + sum(mem.read_u64(rsi + 8 * i) for i in range(trips))) & (1 << 64) - 1
+    last = mem.read_u64(rsi + 8 * trips)
+    assert code == Exit.CONTINUE and st.rip == done_at
+    assert st.gpr[RAX] == total and st.gpr[RDX] == last and st.gpr[RSI] == rsi + 8 * trips
+    assert mem.read_u64(rdi) == total and mem.read_u64(rdi + 8) == last
+
+
+@pytest.mark.parametrize("left", [1, 4])
+def test_a_block_whose_entry_check_fails_leaves_for_its_own_code_which_faults_precisely(
+        tail, left):
+    """The loop reads the page's last `left` elements; the tail's load then reads past the
+    page. The region leaves at the tail's first instruction with nothing of it done; the
+    tail's cold code then stores rax and faults at the load, as the instructions define."""
+    mem, region, cold, tail_at, _, table = tail
+    rsi, rdi = SRC + 0x1000 - 8 * left, DST + 0x100 + 16 * left
+    st = _tail_state(table, rsi, rdi, left)
+    mem.write(rdi, bytes(16))
+    code = region(ctypes.addressof(st), mem.base, mem.perm_base)
+    total = (7 + sum(mem.read_u64(rsi + 8 * i) for i in range(left))) & (1 << 64) - 1
+    assert code == Exit.CONTINUE and st.rip == tail_at
+    assert st.gpr[RAX] == total and st.gpr[RSI] == SRC + 0x1000 and st.gpr[RCX] == 0
+    assert st.gpr[RDX] == 0x77 and mem.read_u64(rdi) == 0      # the tail has not run
+    code = cold(ctypes.addressof(st), mem.base, mem.perm_base)
+    assert code == Exit.FAULT and st.fault_signal == 11
+    assert st.rip == tail_at + len(assemble("mov [rdi], rax", tail_at))
+    assert st.fault_addr == SRC + 0x1000 and mem.read_u64(rdi) == total
+    assert st.gpr[RDX] == 0x77 and mem.read_u64(rdi + 8) == 0

@@ -64,6 +64,7 @@ ALL_FLAGS = frozenset(FLAG_NAMES)
 # its own back edge this many back edges later.
 DRAIN = 1 << 19
 SYNC_LINE = re.compile(re.escape(SYNC) + r"((?: flags[^\n]*)?)\n")
+STORE_GPR = re.compile(r"^  store i64 [^,]+, ptr %a_gpr(\d+)$")
 
 # Instructions that read their memory destination, compute (flags included), then store: the
 # read checks for write permission too, so a store that would fault faults before anything
@@ -247,6 +248,10 @@ class FunctionLifter:
         self.needs: dict[tuple, int] = {}       # (base, index, segment) -> permissions used
         self.rw_keys = rw_keys         # of those, the ones that both load and store
         self.site_key = None           # the registers of the memory operand being lifted
+        self.site_disp = 0             # and its displacement
+        self.site_addr = None          # and the address ea() made of them
+        self.entry_accesses = None     # (register, offset, size, need) checked at block entry
+        self.entry_renames: dict[str, str] = {}   # block label -> the label of its entry check
         self.promoted: list[tuple[str, str, str]] = []     # (local, state pointer, type)
         self.entry: list[str] = []
         self._ptrs: dict[tuple, str] = {}
@@ -325,7 +330,13 @@ class FunctionLifter:
                 b.leaving = False
         if self.chain_exits:
             self._chain_here(self.b.join("chain.out", self.chain_exits))
-        return self.b.text()
+        text = self.b.text()
+        if self.entry_renames:
+            targets = re.compile(r"label %(" + "|".join(map(re.escape, self.entry_renames))
+                                 + r")(?![\w.])")
+            text = targets.sub(lambda m: f"label %{self.entry_renames[m.group(1)]}", text)
+            text = text.replace("label %@@", "label %")
+        return text
 
     def _run_block(self) -> None:
         b = self.b
@@ -334,12 +345,93 @@ class FunctionLifter:
             # (tracked from the block's entry, where rsp is its entry value: offset 0)
             self.sp_regs, self.sp_accesses, b.track = {4: 0}, [], {}
             self.sp_ok = f"%{b.new_label('bs')}.ok"
+        # Accesses at constant offsets from registers the block has not written yet are
+        # checked once, at the block's entry (_block_entry_check): in a hot region's blocks
+        # other than its head, outside its loops.
+        entry_checked = (self.chains and self.promote and self.lifter.checked
+                         and self.block.start != self.blocks[0].start
+                         and self.block.start not in self.looped)
+        self.entry_accesses = [] if entry_checked else None
+        self.entry_scan, self.entry_written = start, set()
         try:
             self._lift_block()
         finally:
             if self.sp_regs is not None:
                 self._block_stack_check(start)
                 self.sp_regs, b.track = None, None
+            if self.entry_accesses:
+                self._block_entry_check(start)
+            self.entry_accesses = None
+
+    def _entry_offset(self, regs, disp: int) -> int | None:
+        """The offset from its value at the block's entry of the register `regs` names as an
+        access's only address part, or None when the access is not of that form or the block
+        has written the register before it."""
+        if self.entry_accesses is None or regs is None or regs[1] is not None or regs[2]:
+            return None
+        base = regs[0]
+        if base is None or base == "rip" or base == 4:
+            return None
+        lines = self.b.lines
+        for line in lines[self.entry_scan:]:
+            m = STORE_GPR.search(line)
+            if m:
+                self.entry_written.add(int(m.group(1)))
+        self.entry_scan = len(lines)
+        return None if base in self.entry_written else disp
+
+    def _block_entry_check(self, at: int) -> None:
+        """One check, at the block's entry, of each register's span of accesses (reads and
+        writes apart); when one fails, the block is left for its own code elsewhere (cold
+        code, or a region headed there), which checks each access and faults precisely."""
+        spans: dict[tuple[int, int], tuple[int, int]] = {}
+        for base, disp, size, need in self.entry_accesses:
+            lo, hi = spans.get((base, need), (disp, disp + size))
+            spans[(base, need)] = (min(lo, disp), max(hi, disp + size))
+        name = self.b.new_label("ec")
+        lines, oks = [], []
+        stack = [span for (base, _), span in spans.items() if base == 4]
+        if stack:
+            # The stack's accesses, reads and writes together: inside the stack window
+            # checked on entry (one compare), else the check of their span.
+            lo, hi = min(a for a, _ in stack), max(b for _, b in stack)
+            low, limit = self._stack_window(hi - lo)
+            v = f"%{name}.s"
+            lines += [f"  {v}.sp = load i64, ptr {self.ptr('gpr', 4)}",
+                      f"  {v}.lo = add i64 {v}.sp, {const(lo, 64)}",
+                      f"  {v}.off = sub i64 {v}.lo, {low}",
+                      f"  {v}.in = icmp ult i64 {v}.off, {limit}",
+                      f"  br i1 {v}.in, label %{name}.s1, label %{name}.s2, !prof !0",
+                      f"{name}.s2:",
+                      f"  {v}.chk = call i1 @chk(ptr %perm, i64 {v}.lo, i64 {hi - lo - 1}, "
+                      f"i8 {PERM_R | PERM_W})",
+                      f"  br label %{name}.s1", f"{name}.s1:",
+                      f"  {v}.ok = phi i1 [ true, %{name} ], [ {v}.chk, %{name}.s2 ]"]
+            oks.append(f"{v}.ok")
+        for n, ((base, need), (lo, hi)) in enumerate(sorted(spans.items())):
+            if base == 4:
+                continue
+            v = f"%{name}.b{n}"
+            lines += [f"  {v} = load i64, ptr {self.ptr('gpr', base)}",
+                      f"  {v}.lo = add i64 {v}, {const(lo, 64)}",
+                      f"  {v}.ok = call i1 @chk(ptr %perm, i64 {v}.lo, i64 {hi - lo - 1}, "
+                      f"i8 {need})"]
+            oks.append(f"{v}.ok")
+        ok = oks[0]
+        for n, other in enumerate(oks[1:]):
+            lines.append(f"  %{name}.all{n} = and i1 {ok}, {other}")
+            ok = f"%{name}.all{n}"
+        # The check is a block of its own before the guest block's label, and every branch
+        # to that label goes to it instead (see run): the block's own IR keeps its label,
+        # which the phis of its exits name.
+        label = self.labels[self.block.start]
+        assert self.b.lines[at - 1] == f"{label}:"
+        lines = [f"{name}:"] + lines + [
+            f"  br i1 {ok}, label %@@{label}, label %{name}.out, !prof !0",
+            f"{name}.out:", "  br label %chain.out"]
+        self.chain_exits.append((const(self.block.start, 64), f"{name}.out"))
+        self.entry_renames[label] = name
+        self.b.lines[at - 1:at - 1] = lines
 
     def _block_stack_check(self, at: int) -> None:
         """One check of the block's stack accesses: those at offsets from its entry rsp known
@@ -660,6 +752,7 @@ class FunctionLifter:
                 parts.append(self.get_gpr(op.base))
                 self.near_sp = op.base in (4, 5)
         self.site_key = (op.base, op.index, op.seg)
+        self.site_disp = op.disp
         if op.index is not None:
             idx = self.get_gpr(op.index)
             if op.scale != 1:
@@ -674,6 +767,7 @@ class FunctionLifter:
             v = b.emit(f"add i64 {v}, {p}")
         if parts_const & 0xFFFFFFFFFFFFFFFF:
             v = b.emit(f"add i64 {v}, {const(parts_const, 64)}")
+        self.site_addr = v
         return v
 
     def host_ptr(self, addr: str, size: int, need: int) -> str:
@@ -689,6 +783,10 @@ class FunctionLifter:
             good = None
             if near_sp and self.windowed and size <= 64:
                 offset = None if b.track is None else b.track.get(addr)
+                if offset is not None and self.entry_accesses is not None \
+                        and -2048 <= offset <= 2048:
+                    self.entry_accesses.append((4, offset, size, need))
+                    return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
                 if offset is not None:
                     # Covered by the block's one check (_block_stack_check).
                     self.sp_accesses.append((offset, size))
@@ -706,6 +804,11 @@ class FunctionLifter:
                 b.label(slow)
             if good is None and self.block.start in self.looped and size <= 64:
                 self._site_window(addr, size, need, regs)
+                return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
+            offset = None if good is not None or size > 64 or addr != self.site_addr else \
+                self._entry_offset(regs, self.site_disp)
+            if offset is not None and -2048 <= offset <= 2048:
+                self.entry_accesses.append((regs[0], offset, size, need))
                 return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
             if self.quick and not self.lifter.knobs.counting:
                 # A failed check has written the fault exit's state: it only returns.
