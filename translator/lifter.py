@@ -380,6 +380,21 @@ class FunctionLifter:
         self.entry_scan = len(lines)
         return None if base in self.entry_written else disp
 
+    def _entry_cover(self, base: int, offset: int, size: int, need: int) -> bool:
+        """Take the access into the block's entry check when its span (the stack's accesses
+        together, other registers' reads and writes apart) stays within one page's size, so
+        that it touches at most two pages: @chk looks at the first and the last."""
+        if self.entry_accesses is None:
+            return False
+        group = [(d, n) for r, d, n, k in self.entry_accesses
+                 if r == base and (base == 4 or k == need)]
+        lo = min([offset] + [d for d, _ in group])
+        hi = max([offset + size] + [d + n for d, n in group])
+        if hi - lo > 4096:                # (a page)
+            return False
+        self.entry_accesses.append((base, offset, size, need))
+        return True
+
     def _block_entry_check(self, at: int) -> None:
         """One check, at the block's entry, of each register's span of accesses (reads and
         writes apart); when one fails, the block is left for its own code elsewhere (cold
@@ -395,7 +410,7 @@ class FunctionLifter:
             # The stack's accesses, reads and writes together: inside the stack window
             # checked on entry (one compare), else the check of their span.
             lo, hi = min(a for a, _ in stack), max(b for _, b in stack)
-            low, limit = self._stack_window(hi - lo)
+            low, limit = self._stack_window(hi - lo) if hi - lo <= WINDOW else ("0", "0")
             v = f"%{name}.s"
             lines += [f"  {v}.sp = load i64, ptr {self.ptr('gpr', 4)}",
                       f"  {v}.lo = add i64 {v}.sp, {const(lo, 64)}",
@@ -783,9 +798,7 @@ class FunctionLifter:
             good = None
             if near_sp and self.windowed and size <= 64:
                 offset = None if b.track is None else b.track.get(addr)
-                if offset is not None and self.entry_accesses is not None \
-                        and -2048 <= offset <= 2048:
-                    self.entry_accesses.append((4, offset, size, need))
+                if offset is not None and self._entry_cover(4, offset, size, need):
                     return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
                 if offset is not None:
                     # Covered by the block's one check (_block_stack_check).
@@ -807,8 +820,7 @@ class FunctionLifter:
                 return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
             offset = None if good is not None or size > 64 or addr != self.site_addr else \
                 self._entry_offset(regs, self.site_disp)
-            if offset is not None and -2048 <= offset <= 2048:
-                self.entry_accesses.append((regs[0], offset, size, need))
+            if offset is not None and self._entry_cover(regs[0], offset, size, need):
                 return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
             if self.quick and not self.lifter.knobs.counting:
                 # A failed check has written the fault exit's state: it only returns.
