@@ -26,7 +26,7 @@ from .cache import BlockCache, Translation
 from .codegen import Codegen, CompileError
 from .interp import interpret
 from .knobs import Knobs
-from .lifter import Lifter, module_text
+from .lifter import Lifter, module_text, side_entries
 from .persist import module_key
 from .state import PAGE_SHIFT
 
@@ -638,10 +638,24 @@ class Translator:
         t = self.compile_region(blocks)
         if fresh:
             self._store_shape(blocks)
-        self.cache.put(t)
         self.hot_blocks += len(blocks)
         self.stats.regions += 1
-        return [t]
+        return self._put_region(t, blocks)
+
+    def _put_region(self, t: Translation, blocks) -> list[Translation]:
+        """Enter a hot region in the cache: at its head, and at each side entry (knob
+        ``entries``) where no other hot region is entered. Returns what was entered."""
+        out = [t]
+        if self.knobs.entries == "returns" and len(blocks) > 1:
+            ends = {b.start: b.end for b in blocks}
+            for x in side_entries(blocks):
+                there = self.cache._lru.get((x,) + self.cache.key)
+                if there is None or not there.hot:
+                    out.append(Translation(x, max(ends[x], x + 1), t.host, 0, t.name, True,
+                                           t.ranges))
+        for x in out:
+            self.cache.put(x)
+        return out
 
     def _store_shape(self, blocks) -> None:
         """Keep the region's blocks under its head for the next run (see _stored_region); done
@@ -801,10 +815,9 @@ class Translator:
             if addrs is None:
                 raise RuntimeError(f"background compile: {name} missing from its object code")
             t = self._region_translation(blocks, addrs[name], name)
-            self.cache.put(t)
             self.hot_blocks += len(blocks)
             self.stats.regions += 1
-            out.append(t)
+            out += self._put_region(t, blocks)
             head = blocks[0].start
             for h in sorted(self.left_out.pop(head, ())) + ([head] if head in self.stale else []):
                 self.stale.discard(h)

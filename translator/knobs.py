@@ -42,6 +42,10 @@ The knobs, with what each value means:
 - ``chain``: ``on`` a translation that ends by going on to another (a direct branch, or a
   computed one: ret, indirect jmp/call) looks it up in the native lookup table itself and
   tail-calls it; ``off`` every translation returns to the dispatcher loop (QEMU's -d nochain).
+- ``entries``: where a hot region (unit ``region``) is entered. ``head`` only at the block it
+  was formed at; ``returns`` also at the return sites of its calls, through the heads of the
+  loops around them (so that every loop keeps one entry). A callee that leaves the region then
+  comes back into its code, not into the cold code after the call.
 - ``baseline``: what runs new code. ``interp`` the interpreter (translator/interp.py): a block
   is decoded into records of precompiled per-shape handlers and runs at once, and is compiled
   (by the cold tier) only once it has run ``warmup`` times (runtime/dispatcher.py); ``jit``
@@ -80,6 +84,7 @@ class Knobs:
     opt: int = 2
     region: int = 16
     chain: str = "on"
+    entries: str = "returns"
     baseline: str = "interp"
     warmup: int = 64
     background: str = "on"
@@ -127,6 +132,8 @@ KNOBS: dict[str, tuple] = {
     "opt": ((0, 1, 2, 3), "LLVM optimisation level"),
     "region": (int, "most blocks translated together"),
     "chain": (("on", "off"), "translations jump to their successors without the dispatcher"),
+    "entries": (("returns", "head"), "where a hot region is entered: also at its calls' "
+                "return sites, or only at its head"),
     "baseline": (("interp", "jit"), "what runs new code: the interpreter, or compiled code"),
     "warmup": (int, "runs of an interpreted block before it is compiled"),
     "background": (("on", "off"), "hot regions compiled on a second thread"),

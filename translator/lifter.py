@@ -185,6 +185,113 @@ def region_flag_liveness(blocks, inside, stops: dict[int, int]
     return out, live_in
 
 
+def return_sites(blocks) -> list[int]:
+    """The blocks of a region that its calls return to."""
+    starts = {b.start for b in blocks}
+    return sorted({b.insns[-1].next for b in blocks if b.insns
+                   and b.insns[-1].mnemonic == "call" and b.insns[-1].next in starts})
+
+
+def region_edges(blocks) -> dict[int, list[int]]:
+    """Block start -> the blocks of a hot region's function its IR may branch to (as
+    FunctionLifter lifts it: a call to the function's head, a ret to the return sites of its
+    calls, a PLT stub's jmp to the blocks no other block branches to, any other indirect jmp to
+    every block)."""
+    starts = [b.start for b in blocks]
+    inside = set(starts)
+    returns = return_sites(blocks)
+    direct = {s for b in blocks for s in b.successors()}
+    slots = [a for a in starts if a not in direct]
+    out = {}
+    for b in blocks:
+        last = b.insns[-1] if b.insns else None
+        if last is not None and last.mnemonic == "call":
+            out[b.start] = [s for s in b.successors() if s in inside and s != last.next]
+        elif last is not None and last.mnemonic == "ret":
+            out[b.start] = returns
+        elif b.jump_slot is not None:
+            out[b.start] = slots
+        elif b.indirect_jump:
+            out[b.start] = starts
+        else:
+            out[b.start] = [s for s in b.successors() if s in inside]
+    return out
+
+
+def region_loops(blocks) -> dict[int, set[int]]:
+    """The natural loops of a hot region's function: loop head -> the blocks of its body. A
+    loop's head dominates the blocks branching back to it (its latches); a cycle entered at
+    more than one block has no head, and no block is routed through it (matmul's region has
+    one: its first block, decoded on through the inner loop's first address, holds a copy of
+    that loop's body, and the outer loop enters the inner one at both)."""
+    succ = region_edges(blocks)
+    head = blocks[0].start
+    seen, todo = {head}, [head]
+    while todo:
+        for x in succ[todo.pop()]:
+            if x not in seen:
+                seen.add(x)
+                todo.append(x)
+    pred: dict[int, list[int]] = {a: [] for a in seen}
+    for a in seen:
+        for x in succ[a]:
+            pred[x].append(a)
+    dom = {a: set(seen) for a in seen}
+    dom[head] = {head}
+    changed = True
+    while changed:
+        changed = False
+        for a in seen - {head}:
+            d = set.intersection(*(dom[p] for p in pred[a])) | {a}
+            if d != dom[a]:
+                dom[a], changed = d, True
+    bodies: dict[int, set[int]] = {}
+    for u in seen:
+        for h in succ[u]:
+            if h in dom[u]:                 # a back edge u -> h
+                body, todo = bodies.setdefault(h, {h}), [u]
+                while todo:
+                    a = todo.pop()
+                    if a not in body:
+                        body.add(a)
+                        todo.extend(pred[a])
+    return bodies
+
+
+def side_entries(blocks) -> list[int]:
+    """Where a hot region is entered besides its head (knob ``entries=returns``): the heads of
+    its loops, and the return sites of its calls.
+    - Code that runs cold (before the region was in, or after a way out of it) and loops comes
+      round to a loop head: there it goes on in the region.
+    - A callee the region does not hold, or holds only in part, may leave it; its ret comes
+      back through the lookup table to the return site: to the region's own code, not to the
+      cold code after the call.
+    Without them, sort's merge loop ran on in cold code until one of its blocks turned hot and
+    headed a region of the same loops: four in one run."""
+    if len(blocks) < 2:
+        return []
+    head = blocks[0].start
+    succ = {b.start: [s for s in b.successors()] for b in blocks}
+
+    def recursive(call) -> bool:
+        """Does the callee's code in the region (followed without its rets) lead back to the
+        call? Then the call's ret comes back inside the function (an entry at its return site
+        cost recursion's hot region registers: every local's entry value merged there)."""
+        seen, todo = set(), [a for a in succ[call.start] if a != call.insns[-1].next]
+        while todo:
+            a = todo.pop()
+            if a == call.start:
+                return True
+            if a in succ and a not in seen:
+                seen.add(a)
+                todo.extend(succ[a])
+        return False
+
+    returns = {b.insns[-1].next for b in blocks if b.insns and b.insns[-1].mnemonic == "call"
+               and b.insns[-1].next in succ and not recursive(b)}
+    return sorted((returns | set(region_loops(blocks))) - {head})
+
+
 class FunctionLifter:
     """Builds the IR of one block, or of a region of blocks. Semantics receive it as ``L``."""
 
@@ -202,9 +309,7 @@ class FunctionLifter:
         # of them branches there inside the function (a recursive call stays inside too, as a
         # direct branch to the region's head), so a recursion keeps its registers in host
         # registers instead of leaving and re-entering through the lookup table twice a call.
-        self.returns = sorted({b.insns[-1].next for b in blocks if b.insns
-                               and b.insns[-1].mnemonic == "call"
-                               and b.insns[-1].next in self.targets})
+        self.returns = return_sites(blocks) if self.targets else []
         # Where a PLT stub's jmp may branch inside: the blocks no other block of the region
         # branches to directly (the entries of the functions it took in).
         direct = {s for b in blocks for s in b.successors()}
@@ -243,6 +348,10 @@ class FunctionLifter:
         self.b.sync = self.promote
         # Blocks on a cycle inside the function: their non-stack accesses get windows.
         self.looped = self._looped() if self.promote else frozenset()
+        # Side entries: entry address -> the loop heads to pass on the way in (see _side_routes).
+        # (Translator._put_region enters the same ones in the cache: keep the two alike.)
+        self.side = (self._side_routes() if self.targets and not self.quick and len(blocks) > 1
+                     and lifter.knobs.entries == "returns" else {})
         self.globals: list[str] = []   # module-level definitions of the function (windows)
         self.windows: dict[tuple, tuple] = {}   # ((base, index, segment), need) -> its names
         self.needs: dict[tuple, int] = {}       # (base, index, segment) -> permissions used
@@ -286,6 +395,55 @@ class FunctionLifter:
                     todo.extend(succ.get(a, ()))
         return frozenset(out)
 
+    def _side_routes(self) -> dict[int, list[int]]:
+        """For each side entry, the heads of the loops around it, outermost first: entered
+        there, the function branches to each of those heads in turn (each passes the entry on,
+        see _route_at) and then to it, so that every loop is still entered only at its head.
+        A branch from the function's entry straight into a loop made it irreducible, and LLVM
+        then optimised it as no loop (slower: README, "This round (seventh)")."""
+        sides = side_entries(self.blocks)
+        if not sides:
+            return {}
+        bodies = region_loops(self.blocks)
+        return {x: sorted((h for h, body in bodies.items() if x in body and h != x),
+                          key=lambda h: -len(bodies[h])) for x in sides}
+
+    def _route_at(self, head: int) -> None:
+        """Before loop head `head`'s code: pass a side entry on towards its block (the next
+        head on its way, or the entry's landing), else go on into the head's code."""
+        b, res = self.b, self.slot("resume", "i64")
+        label = self.labels[head]
+        cases = []
+        for x, route in self.side.items():
+            if head in route:
+                after = route[route.index(head) + 1:]
+                cases.append((x, self.labels[after[0]] if after else f"land_{x:x}"))
+        name = f"route_{head:x}"
+        b.label(name)
+        r = b.emit(f"load volatile i64, ptr {res}")
+        on = b.new_label("route")
+        # (resume is 0 but on the way in: one compare each time the head runs)
+        b.stmt(f"br i1 {b.emit(f'icmp eq i64 {r}, 0')}, label %@@{label}, label %{on}, !prof !0")
+        b.label(on)
+        b.stmt(f"switch i64 {r}, label %@@{label} [ "
+               + " ".join(f"i64 {const(x, 64)}, label %{to}" for x, to in cases) + " ]")
+        self.entry_renames[label] = name
+
+    def _side_entry(self) -> None:
+        """The function's entry: at the state's rip, its head or one of its side entries."""
+        b, res = self.b, self.slot("resume", "i64")
+        rip = b.emit(f"load i64, ptr {self.ptr('rip')}")
+        b.stmt(f"store volatile i64 {rip}, ptr {res}")
+        first = {x: self.labels[route[0]] if route else f"land_{x:x}"
+                 for x, route in self.side.items()}
+        b.stmt(f"switch i64 {rip}, label %land_head [ "
+               + " ".join(f"i64 {const(x, 64)}, label %{to}" for x, to in first.items()) + " ]")
+        # A landing ends the entry's way in: from there on, loop heads go on into their code.
+        for x in ["head"] + list(self.side):
+            b.label(f"land_{x if x == 'head' else format(x, 'x')}")
+            b.stmt(f"store volatile i64 0, ptr {res}")
+            b.stmt(f"br label %{self.labels[self.blocks[0].start if x == 'head' else x]}")
+
     # ---- driving ---------------------------------------------------------------------------
     def run(self) -> str:
         self.live_out, self.live_in = (
@@ -308,8 +466,13 @@ class FunctionLifter:
             else:
                 cases = " ".join(f"i64 {const(a, 64)}, label %{label}" for a, label in others)
                 b.stmt(f"switch i64 {rip}, label %{first} [ {cases} ]")
+        if self.side:
+            self._side_entry()
+            heads = {h for route in self.side.values() for h in route}
         for i, block in enumerate(self.blocks):
             self.block, self.stop = block, self.stops.get(i)
+            if self.side and block.start in heads:
+                self._route_at(block.start)
             if self.labels:
                 self.b.label(self.labels[block.start])
             try:
@@ -350,7 +513,8 @@ class FunctionLifter:
         # other than its head, outside its loops.
         entry_checked = (self.chains and self.promote and self.lifter.checked
                          and self.block.start != self.blocks[0].start
-                         and self.block.start not in self.looped)
+                         and self.block.start not in self.looped
+                         and self.labels.get(self.block.start) not in self.entry_renames)
         self.entry_accesses = [] if entry_checked else None
         self.entry_scan, self.entry_written = start, set()
         try:
