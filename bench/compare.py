@@ -1,6 +1,7 @@
 """Compare this checkout with an earlier revision on the benchmark workloads, run interleaved.
 
     .venv/bin/python bench/compare.py REV [--runs N] [--only sort,crc32]
+    .venv/bin/python bench/compare.py HEAD --base-set entries=head    (two knob settings)
 
 On a machine whose speed drifts (a shared VM: native runs here vary by 20% within minutes),
 two benchmark runs minutes apart cannot show a change of 10%. This runs the same workload
@@ -47,6 +48,11 @@ def main(argv=None) -> int:
     ap.add_argument("rev", help="the git revision to compare with (e.g. HEAD~3, a commit)")
     ap.add_argument("--runs", type=int, default=3, help="rounds (median of them)")
     ap.add_argument("--only", help="comma-separated workload names")
+    ap.add_argument("--base-set", action="append", default=[], metavar="KNOB=VALUE",
+                    help="run REV with this knob changed (repeatable): `HEAD --base-set "
+                         "entries=head` compares two settings of one checkout's knobs")
+    ap.add_argument("--this-set", action="append", default=[], metavar="KNOB=VALUE",
+                    help="run this checkout with this knob changed (repeatable)")
     a = ap.parse_args(argv)
     names = a.only.split(",") if a.only else subprocess.run(
         ["make", "-s", "-C", str(ROOT / "bench"), "list"], capture_output=True, text=True,
@@ -57,13 +63,16 @@ def main(argv=None) -> int:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(base),
                         a.rev], check=True)
         try:
-            return _compare(base, names, a.runs, Path(tmp) / "cache")
+            sets = {"base": [x for kv in a.base_set for x in ("--set", kv)],
+                    "this": [x for kv in a.this_set for x in ("--set", kv)]}
+            return _compare(base, names, a.runs, Path(tmp) / "cache", sets)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
                            check=False)
 
 
-def _compare(base: Path, names: list[str], runs: int, cache: Path) -> int:
+def _compare(base: Path, names: list[str], runs: int, cache: Path,
+             sets: dict[str, list[str]]) -> int:
     import compileall
     env = dict(os.environ, XDG_CACHE_HOME=str(cache))
     for tree in (base, ROOT):
@@ -80,7 +89,7 @@ def _compare(base: Path, names: list[str], runs: int, cache: Path) -> int:
         else:
             which, mode = config.split()
             cmd = [sys.executable, "-m", "runtime.cli", "run"]
-            cmd += (["--no-cache"] if mode == "cold" else []) + [path]
+            cmd += (["--no-cache"] if mode == "cold" else []) + sets[which] + [path]
             cwd = trees[which]
         t0 = time.perf_counter()
         out = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, check=True).stdout
