@@ -42,10 +42,12 @@ The knobs, with what each value means:
 - ``chain``: ``on`` a translation that ends by going on to another (a direct branch, or a
   computed one: ret, indirect jmp/call) looks it up in the native lookup table itself and
   tail-calls it; ``off`` every translation returns to the dispatcher loop (QEMU's -d nochain).
-- ``entries``: where a hot region (unit ``region``) is entered. ``head`` only at the block it
-  was formed at; ``returns`` also at the return sites of its calls, through the heads of the
-  loops around them (so that every loop keeps one entry). A callee that leaves the region then
-  comes back into its code, not into the cold code after the call.
+- ``entries``: where a hot region (unit ``region``) is entered. ``head`` (the default) only at
+  the block it was formed at; ``returns`` also at the heads of its loops and the return sites
+  of its calls, through the heads of the loops around them (so that every loop keeps one
+  entry): cold code that loops, or a callee that left the region, comes back into the region's
+  code. It compiles sort's merge loop once instead of two to four times, but made recursion's
+  warm run a third slower, for a reason not found yet (README, "This round (twelfth)").
 - ``baseline``: what runs new code. ``interp`` the interpreter (translator/interp.py): a block
   is decoded into records of precompiled per-shape handlers and runs at once, and is compiled
   (by the cold tier) only once it has run ``warmup`` times (runtime/dispatcher.py); ``jit``
@@ -84,7 +86,7 @@ class Knobs:
     opt: int = 2
     region: int = 16
     chain: str = "on"
-    entries: str = "returns"
+    entries: str = "head"
     baseline: str = "interp"
     warmup: int = 64
     background: str = "on"
