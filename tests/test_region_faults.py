@@ -28,16 +28,22 @@ LOOP = ["top: mov rdx, [rsi]", "add rax, rdx", "add rsi, 8", "mov [rdi], rax", "
         "dec rcx", "jnz top", "nop"]
 
 
-@pytest.fixture(scope="module")
-def loop():
+def _memory(lines):
+    """Guest memory with the program `lines` at CODE, SRC full of distinct words, DST empty."""
     mem = GuestMemory()
     mem.map(CODE, 0x1000, PERM_R | PERM_X)
     mem.map(SRC, 0x1000, PERM_R | PERM_W)
     mem.map(DST, 0x1000, PERM_R | PERM_W)
     for i in range(512):
         mem.write(SRC + 8 * i, (i * 0x9E3779B97F4A7C15 & (1 << 64) - 1).to_bytes(8, "little"))
-    code = assemble("; ".join(LOOP), CODE)
+    code = assemble("; ".join(lines), CODE)
     mem.poke(CODE, code)
+    return mem, code
+
+
+@pytest.fixture(scope="module")
+def loop():
+    mem, code = _memory(LOOP)
     tr = Translator(mem.fetch, Knobs(background="off"))
     blocks = tr.decode_region(CODE, include=lambda a: a == CODE)
     t = tr.compile_region(blocks)
@@ -87,14 +93,7 @@ TAIL = ["top: add rax, [rsi]", "add rsi, 8", "dec rcx", "jnz top",
 
 @pytest.fixture(scope="module")
 def tail():
-    mem = GuestMemory()
-    mem.map(CODE, 0x1000, PERM_R | PERM_X)
-    mem.map(SRC, 0x1000, PERM_R | PERM_W)
-    mem.map(DST, 0x1000, PERM_R | PERM_W)
-    for i in range(512):
-        mem.write(SRC + 8 * i, (i * 0x9E3779B97F4A7C15 & (1 << 64) - 1).to_bytes(8, "little"))
-    code = assemble("; ".join(TAIL), CODE)
-    mem.poke(CODE, code)
+    mem, code = _memory(TAIL)
     tail_at = CODE + len(assemble("; ".join(TAIL[:4]), CODE))
     done_at = CODE + len(code) - 1                 # (the last nop)
     tr = Translator(mem.fetch, Knobs(background="off"))
