@@ -258,7 +258,7 @@ def region_loops(blocks) -> dict[int, set[int]]:
     return bodies
 
 
-def side_entries(blocks) -> list[int]:
+def side_entries(blocks, loops: dict[int, set[int]] | None = None) -> list[int]:
     """Where a hot region is entered besides its head (knob ``entries=returns``): the heads of
     its loops, and the return sites of its calls.
     - Code that runs cold (before the region was in, or after a way out of it) and loops comes
@@ -267,11 +267,11 @@ def side_entries(blocks) -> list[int]:
       back through the lookup table to the return site: to the region's own code, not to the
       cold code after the call.
     Without them, sort's merge loop ran on in cold code until one of its blocks turned hot and
-    headed a region of the same loops: four in one run."""
+    headed a region of the same loops: four in one run. (`loops`: region_loops(blocks).)"""
     if len(blocks) < 2:
         return []
     head = blocks[0].start
-    succ = {b.start: [s for s in b.successors()] for b in blocks}
+    succ = {b.start: b.successors() for b in blocks}
 
     def recursive(call) -> bool:
         """Does the callee's code in the region (followed without its rets) lead back to the
@@ -294,7 +294,7 @@ def side_entries(blocks) -> list[int]:
         # run took 47% longer (bench/compare.py, 3 rounds: 2.39x -> 3.52x).
         return []
     returns = {b.insns[-1].next for b in calls if b.insns[-1].next in succ}
-    return sorted((returns | set(region_loops(blocks))) - {head})
+    return sorted((returns | set(region_loops(blocks) if loops is None else loops)) - {head})
 
 
 class FunctionLifter:
@@ -406,10 +406,8 @@ class FunctionLifter:
         see _route_at) and then to it, so that every loop is still entered only at its head.
         A branch from the function's entry straight into a loop made it irreducible, and LLVM
         then optimised it as no loop (slower: README, "This round (seventh)")."""
-        sides = side_entries(self.blocks)
-        if not sides:
-            return {}
         bodies = region_loops(self.blocks)
+        sides = side_entries(self.blocks, bodies)
         return {x: sorted((h for h, body in bodies.items() if x in body and h != x),
                           key=lambda h: -len(bodies[h])) for x in sides}
 
@@ -579,18 +577,14 @@ class FunctionLifter:
             # The stack's accesses, reads and writes together: inside the stack window
             # checked on entry (one compare), else the check of their span.
             lo, hi = min(a for a, _ in stack), max(b for _, b in stack)
-            low, limit = self._stack_window(hi - lo) if hi - lo <= WINDOW else ("0", "0")
             v = f"%{name}.s"
-            lines += [f"  {v}.sp = load i64, ptr {self.ptr('gpr', 4)}",
-                      f"  {v}.lo = add i64 {v}.sp, {const(lo, 64)}",
-                      f"  {v}.off = sub i64 {v}.lo, {low}",
-                      f"  {v}.in = icmp ult i64 {v}.off, {limit}",
-                      f"  br i1 {v}.in, label %{name}.s1, label %{name}.s2, !prof !0",
-                      f"{name}.s2:",
-                      f"  {v}.chk = call i1 @chk(ptr %perm, i64 {v}.lo, i64 {hi - lo - 1}, "
-                      f"i8 {PERM_R | PERM_W})",
-                      f"  br label %{name}.s1", f"{name}.s1:",
-                      f"  {v}.ok = phi i1 [ true, %{name} ], [ {v}.chk, %{name}.s2 ]"]
+            lines += self._in_stack_window(v, lo, hi - lo, f"{v}.in") + [
+                f"  br i1 {v}.in, label %{name}.s1, label %{name}.s2, !prof !0",
+                f"{name}.s2:",
+                f"  {v}.chk = call i1 @chk(ptr %perm, i64 {v}.lo, i64 {hi - lo - 1}, "
+                f"i8 {PERM_R | PERM_W})",
+                f"  br label %{name}.s1", f"{name}.s1:",
+                f"  {v}.ok = phi i1 [ true, %{name} ], [ {v}.chk, %{name}.s2 ]"]
             oks.append(f"{v}.ok")
         for n, ((base, need), (lo, hi)) in enumerate(sorted(spans.items())):
             if base == 4:
@@ -627,16 +621,17 @@ class FunctionLifter:
             return
         lo = min(d for d, _ in self.sp_accesses)
         span = max(d + n for d, n in self.sp_accesses) - lo
-        name = self.sp_ok[:-3]
-        if span > WINDOW:
-            lines = [f"  {self.sp_ok} = or i1 false, false"]
-        else:
-            low, limit = self._stack_window(span)
-            lines = [f"  {name}.sp = load i64, ptr {self.ptr('gpr', 4)}",
-                     f"  {name}.lo = add i64 {name}.sp, {lo}",
-                     f"  {name}.off = sub i64 {name}.lo, {low}",
-                     f"  {self.sp_ok} = icmp ult i64 {name}.off, {limit}"]
-        self.b.lines[at:at] = lines
+        self.b.lines[at:at] = self._in_stack_window(self.sp_ok[:-3], lo, span, self.sp_ok)
+
+    def _in_stack_window(self, name: str, lo: int, span: int, ok: str) -> list[str]:
+        """IR lines that set `ok` (i1): do `span` bytes at offset `lo` from rsp (its value at
+        the block's entry, in `name`.lo) lie inside the stack window? False when the span is
+        wider than the window."""
+        low, limit = self._stack_window(span) if span <= WINDOW else ("0", "0")
+        return [f"  {name}.sp = load i64, ptr {self.ptr('gpr', 4)}",
+                f"  {name}.lo = add i64 {name}.sp, {const(lo, 64)}",
+                f"  {name}.off = sub i64 {name}.lo, {low}",
+                f"  {ok} = icmp ult i64 {name}.off, {limit}"]
 
     def _lift_block(self) -> None:
         b = self.b
