@@ -85,6 +85,26 @@ class Stats:
     extra: dict = field(default_factory=dict)
 
 
+def _called(blocks, inside) -> set[int]:
+    """The blocks of `blocks` that run inside a call made by a block of `inside` which returns
+    into `inside`: reachable from such a call's target (through further calls, whose blocks run
+    deeper inside it; a PLT stub's jmp reaches the blocks that no block branches to, as in the
+    region's IR: lifter.region_edges)."""
+    direct = {s for b in blocks for s in b.successors()}
+    slots = [b.start for b in blocks if b.start not in direct]
+    succ = {b.start: slots if b.jump_slot is not None else b.successors() for b in blocks}
+    todo = [s for b in blocks if b.start in inside and b.insns
+            and b.insns[-1].mnemonic == "call" and b.insns[-1].next in inside
+            for s in b.successors() if s != b.insns[-1].next]
+    seen: set[int] = set()
+    while todo:
+        a = todo.pop()
+        if a in succ and a not in seen:
+            seen.add(a)
+            todo.extend(succ[a])
+    return seen
+
+
 class Translator:
     def __init__(self, fetch, knobs: Knobs | None = None, cache_size: int = 1 << 16,
                  tiered: bool = True, store=None):
@@ -575,9 +595,10 @@ class Translator:
             return []
         owner = self.exits.get(address)
         if owner in self.pending_heads:
-            inside = {b.start for _, blocks in self.pending.values() if blocks[0].start == owner
-                      for b in blocks}
-            if address in inside or self._leads_back(address, inside, include):
+            region = [b for _, blocks in self.pending.values() if blocks[0].start == owner
+                      for b in blocks]
+            inside = {b.start for b in region}
+            if address in inside or self._leads_back(address, inside, include, around=region):
                 self._wait([owner], address)   # the region that leads here is being compiled
                 return []
         t0 = time.perf_counter()
@@ -738,14 +759,23 @@ class Translator:
         self.grown[head] = self.grown.get(head, 0) + 1
         return blocks
 
-    def _leads_back(self, address: int, inside, include, blocks=None) -> bool:
+    def _leads_back(self, address: int, inside, include, blocks=None, around=()) -> bool:
         """Does a path that has run from the block at `address` (through `blocks`, else
-        through those `include` takes) lead back into the blocks `inside`?"""
+        through those `include` takes) lead back into the blocks `inside`? A ret does when
+        `blocks` holds it in a function that a call of `inside` calls and returns into
+        `inside` from: the callee's other way out comes back to its caller in the region.
+        (`around`: the blocks of `inside`, when `blocks` holds only the path.)
+        (Without it, strings' strstr loop left its region for memcmp's second path and came
+        back through the lookup table, 0.6 million times in a warm run; that path headed a
+        region of its own, and its return site a third.)"""
         if blocks is None:
             blocks = self.decode_region(address, 8, include=lambda a: a not in inside
                                         and include(a))
-        return any(s in inside for b in blocks if b.start not in inside
-                   for s in b.successors())
+        if any(s in inside for b in blocks if b.start not in inside for s in b.successors()):
+            return True
+        rets = {b.start for b in blocks if b.start not in inside and b.insns
+                and b.insns[-1].mnemonic == "ret"}
+        return bool(rets) and bool(rets & _called(list(around) + list(blocks), inside))
 
     # Which blocks a hot region takes in depends on what has run and what is hot or still
     # compiling when its head turns hot, so a warm run would not always form the regions the
