@@ -346,7 +346,9 @@ class Machine:
              + (f", {s.regions_early} of them stored ones loaded when their head warmed up"
                 if s.regions_early else "")
              + (f", {s.regions_dropped} dropped (code changed while compiling)"
-                if s.regions_dropped else "")),
+                if s.regions_dropped else "")
+             + (f"; {s.regions_superseded} more not compiled (a region queued after them "
+                f"holds them)" if s.regions_superseded else "")),
             ("accuracy", f"{self.knobs.level}: {self.knobs.describe()}"),
             ("blocks run by the dispatcher loop", f"{native_hits}"),
             *((("instructions retired", f"{self.state.icount}"),

@@ -153,3 +153,38 @@ def test_a_region_formed_while_its_callee_compiles_takes_the_callee_in(tmp_path)
     u, *_ = sync.promote(BASE, ran)        # (then its side entries: knob entries)
     assert u.address == BASE
     assert sorted(u.ranges) == sorted(t.ranges)
+
+
+def test_a_queued_region_that_a_later_one_holds_is_not_compiled():
+    """The callee's loop is queued but the thread has not started it when the caller's loop
+    turns hot and takes the callee's blocks in: the callee's job is dropped, and only the
+    caller's region is compiled. Every block is held until that region is in, then released.
+    (One the thread has started is compiled as before: the test above.)"""
+    from translator.background import Background
+    mem = GuestMemory()
+    mem.map(BASE, 0x1000, PERM_R | PERM_X)
+    code = assemble(NEST, BASE)
+    mem.poke(BASE, code)
+    inner = BASE + code.index(bytes.fromhex("4801d0"))           # add rax, rdx
+    tr = Translator(mem.fetch, Knobs())
+    held = {}
+    tr.on_hold = lambda a, h: held.__setitem__(a, h)
+    tr.background = bg = Background(tr.codegen.opt_level)
+    bg._thread = "not started"          # (jobs queue up until the test starts the thread)
+    for a in [b.start for b in tr.decode_region(BASE, 16, include=lambda a: True)]:
+        tr.lookup(a)
+    ran = lambda a: True
+    assert tr.promote(inner, ran) == [] and inner in tr.pending_heads
+    assert tr.promote(BASE, ran) == []
+    assert tr.pending_heads == {BASE} and len(bg._todo) == 1
+    assert tr.stats.regions_superseded == 1
+    assert held and all(held.values())
+    bg._thread = None
+    bg._start()
+    _finish_all(tr)
+    assert bg.jobs == 1 and tr.stats.regions == 1
+    t = tr.cache.get(BASE)
+    assert t.hot and inner in {s for s, _ in t.ranges}
+    assert not tr.cache.get(inner).hot       # (it heads a region once it turns hot again)
+    assert not any(held.values())
+    tr.close()

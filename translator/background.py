@@ -64,6 +64,15 @@ class Background:
             self._start()
             self._cv.notify_all()
 
+    def cancel(self, key: str) -> bool:
+        """Drop the job `key` if the worker has not started it; did it?"""
+        with self._cv:
+            for job in self._todo:
+                if job[0] == key:
+                    self._todo.remove(job)
+                    return True
+        return False
+
     def _start(self) -> None:
         if self._thread is None and not self._stopped:
             self._thread = threading.Thread(target=self._work, name="jitbt-compile", daemon=True)
