@@ -26,7 +26,7 @@ from .cache import BlockCache, Translation
 from .codegen import Codegen, CompileError
 from .interp import interpret
 from .knobs import Knobs
-from .lifter import Lifter, module_text, side_entries
+from .lifter import Lifter, module_text, side_entries, slot_sites
 from .persist import module_key
 from .state import PAGE_SHIFT
 
@@ -91,8 +91,7 @@ def _called(blocks, inside) -> set[int]:
     into `inside`: reachable from such a call's target (through further calls, whose blocks run
     deeper inside it; a PLT stub's jmp reaches the blocks that no block branches to, as in the
     region's IR: lifter.region_edges)."""
-    direct = {s for b in blocks for s in b.successors()}
-    slots = [b.start for b in blocks if b.start not in direct]
+    slots = slot_sites(blocks)
     succ = {b.start: slots if b.jump_slot is not None else b.successors() for b in blocks}
     todo = [s for b in blocks if b.start in inside and b.insns
             and b.insns[-1].mnemonic == "call" and b.insns[-1].next in inside

@@ -46,8 +46,9 @@ The knobs, with what each value means:
   the block it was formed at; ``returns`` also at the heads of its loops and the return sites
   of its calls, through the heads of the loops around them (so that every loop keeps one
   entry): cold code that loops, or a callee that left the region, comes back into the region's
-  code. It compiles sort's merge loop once instead of two to four times, but made recursion's
-  warm run a third slower, for a reason not found yet (README, "This round (twelfth)").
+  code. It compiles sort's merge loop once instead of two to four times; it made recursion's
+  warm run a third slower in one round's A/Bs and made no difference overall in the next's
+  (README, "This round (twelfth)" and "(thirteenth)"), so it is not the default.
 - ``baseline``: what runs new code. ``interp`` the interpreter (translator/interp.py): a block
   is decoded into records of precompiled per-shape handlers and runs at once, and is compiled
   (by the cold tier) only once it has run ``warmup`` times (runtime/dispatcher.py); ``jit``

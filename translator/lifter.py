@@ -192,6 +192,13 @@ def return_sites(blocks) -> list[int]:
                    and b.insns[-1].mnemonic == "call" and b.insns[-1].next in starts})
 
 
+def slot_sites(blocks) -> list[int]:
+    """Where a PLT stub's jmp may branch inside a region: the blocks no other block of it
+    branches to directly (the entries of the functions it took in)."""
+    direct = {s for b in blocks for s in b.successors()}
+    return [b.start for b in blocks if b.start not in direct]
+
+
 def region_edges(blocks) -> dict[int, list[int]]:
     """Block start -> the blocks of a hot region's function its IR may branch to (as
     FunctionLifter lifts it: a call to the function's head, a ret to the return sites of its
@@ -200,8 +207,7 @@ def region_edges(blocks) -> dict[int, list[int]]:
     starts = [b.start for b in blocks]
     inside = set(starts)
     returns = return_sites(blocks)
-    direct = {s for b in blocks for s in b.successors()}
-    slots = [a for a in starts if a not in direct]
+    slots = slot_sites(blocks)
     out = {}
     for b in blocks:
         last = b.insns[-1] if b.insns else None
@@ -315,10 +321,7 @@ class FunctionLifter:
         # direct branch to the region's head), so a recursion keeps its registers in host
         # registers instead of leaving and re-entering through the lookup table twice a call.
         self.returns = return_sites(blocks) if self.targets else []
-        # Where a PLT stub's jmp may branch inside: the blocks no other block of the region
-        # branches to directly (the entries of the functions it took in).
-        direct = {s for b in blocks for s in b.successors()}
-        self.slot_sites = [a for a in self.targets if a not in direct]
+        self.slot_sites = slot_sites(blocks) if self.targets else []
         self.block = blocks[0]
         self.chains = chain and lifter.knobs.chain == "on"
         self.windowed = chain          # optimising tier: stack accesses try the window first
