@@ -75,6 +75,7 @@ STAT_KEYS = {"blocks translated": "blocks", "guest instructions translated": "in
              "blocks compiled once interpreted": "warmed",
              "time optimising + compiling": "compile_s", "time parsing IR": "parse_s",
              "time building IR": "ir_s", "time decoding": "decode_s",
+             "time starting LLVM and compiling the dispatcher": "start_s",
              "time forming hot regions (decoding again)": "form_s",
              "blocks run by the dispatcher loop": "blocks_run",
              "persistent cache": "cache_hits",
@@ -91,7 +92,8 @@ def jitbt_stats(path: Path, timeout: float) -> dict:
     # translation work: decoding, making records, building IR, parsing and compiling by every
     # tier, the optimising tier's work on the background thread and the cold halves compiled
     # on a second thread included (recompiling interpreted or cold code adds time, not
-    # instructions), and so is forming hot regions (decoding their blocks again). And the
+    # instructions), and so is forming hot regions (decoding their blocks again); starting
+    # LLVM and compiling the dispatcher, once a process whatever the guest, is not. And the
     # interpreter's own: its instructions per second of decoding and making records.
     seconds = sum(stats.get(k, 0.0) for k in ("decode_s", "form_s", "records_s", "ir_s",
                                               "parse_s", "compile_s", "background_s",

@@ -206,7 +206,7 @@ def cmd_cache(a) -> int:
     """`jitbt cache info|clear`: the persistent translation cache, and the interpreter's
     handler libraries beside it (translator/handlers.py)."""
     from translator.handlers import libraries
-    from translator.persist import ObjectStore
+    from translator.persist import RUNTIME, ObjectStore
     store = ObjectStore.default()
     if a.action == "clear":
         n = store.clear()
@@ -220,7 +220,7 @@ def cmd_cache(a) -> int:
         return 0
     kinds = store.info()
     names = {".o": "compiled modules", ".shape": "region shapes", ".rec": "interpreter records",
-             ".rt": "runtime (the dispatcher)"}
+             RUNTIME: "runtime (the dispatcher)"}
     total = sum(n for n, _ in kinds.values())
     size = sum(b for _, b in kinds.values())
     print(f"{store.folder}: {total} entries, {size / 1e6:.1f} MB")

@@ -20,6 +20,7 @@ import os
 
 from translator import SOURCE_DIGEST, VERSION
 from translator.runtime_ir import BLOCK_CC, MODULE_HEADER, RUNTIME_DEFS, native_entry
+from translator import persist
 from translator.persist import module_key
 from translator.state import TABLE_BITS, TABLE_ENTRY, Exit, field_index, table_index
 from translator.state import table_index_ir
@@ -120,7 +121,8 @@ class Dispatcher:
         ctypes.memset(self.table_addr, 0xFF, ctypes.sizeof(self.table))   # every key EMPTY
         # Through the caches like any module: a warm start loads it instead of compiling it.
         key = module_key(["dispatch", DISPATCH_IR], VERSION, (SOURCE_DIGEST,))
-        addr = codegen.compile_keyed(key, lambda: DISPATCH_IR, ["dispatch"], ".rt")["dispatch"]
+        addr = codegen.compile_keyed(key, lambda: DISPATCH_IR, ["dispatch"],
+                                     persist.RUNTIME)["dispatch"]
         self._fn = DISPATCH_FN(addr)
         self.perf_map: dict | None = {addr: "jitbt_dispatch"} if os.environ.get(PERF_MAP) else None
 

@@ -322,8 +322,10 @@ class Machine:
         native_hits = self.state.hits
         parse = sum(cg.seconds_parse for cg in tr.codegens)
         compile_ = sum(cg.seconds_compile for cg in tr.codegens)
+        start = sum(cg.seconds_start for cg in tr.codegens)
         runtime_s = max(0.0, self.seconds_run - self.seconds_native - s.seconds_decode
-                        - s.seconds_form - s.seconds_records - s.seconds_ir - parse - compile_)
+                        - s.seconds_form - s.seconds_records - s.seconds_ir - parse - compile_
+                        - start)
         lib = tr.handlers
         rows = [
             *((("blocks interpreted first", f"{s.interp_blocks}"),
@@ -358,6 +360,7 @@ class Machine:
             ("block cache misses", f"{cache.misses}"),
             ("persistent cache", self._store_text()),
             ("returns to the runtime", ", ".join(f"{k} {v}" for k, v in self.exit_counts.items() if v)),
+            ("time starting LLVM and compiling the dispatcher", f"{start:.4f} s"),
             ("time decoding", f"{s.seconds_decode:.4f} s"),
             ("time forming hot regions (decoding again)", f"{s.seconds_form:.4f} s"),
             *((("time making interpreter records", f"{s.seconds_records:.4f} s"),)

@@ -25,6 +25,7 @@ MAGIC = b"JITBTOB1"
 DIGEST = 32
 _BASES: dict = {}       # (version, base) -> the hash of both, to be copied
 SUFFIX = ".o"           # object code; region shapes (translator/__init__.py) are ".shape"
+RUNTIME = ".rt"         # object code of the runtime's own modules (the dispatcher)
 
 
 def default_folder() -> Path:
