@@ -310,7 +310,12 @@ def main(argv=None) -> int:
     (out / "latest.json").write_text(json.dumps({"meta": meta, "results": results, "ratios": r,
                                                   "geomean": summary, "startup": start},
                                                  indent=2, default=str))
-    chart(results, out / "latest.png")
+    try:
+        chart(results, out / "latest.png")
+    except ImportError:         # (run directly, without `make bench`'s extras)
+        console.print(f"wrote {out / 'latest.json'}; no chart: matplotlib is missing "
+                      "(`make bench` installs it: pip install -e '.[bench]')")
+        return 0
     console.print(f"wrote {out / 'latest.json'} and {out / 'latest.png'}")
     return 0
 
