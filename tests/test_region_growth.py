@@ -63,3 +63,36 @@ def test_the_own_functions_way_out_does_not_grow_it():
     out, *_ = tr.promote(tail, lambda a: a in ran)
     assert out.address == tail and tr.stats.regions_grown == 0
     tr.close()
+
+
+# An outer loop around an inner one, whose hot region is headed at a block of the outer loop
+# that only some trips run (where the dispatcher first found a block hot), as sort's merge
+# loop's was: rcx counts the outer trips, rdx the inner ones.
+NEST = BASE + 0x200
+INNER, AFTER, SIDE, NEXT = NEST + 0x20, NEST + 0x40, NEST + 0x60, NEST + 0x80
+NEST_SRC = {NEST: f"mov rdx, 50; jmp {INNER:#x}",
+            INNER: f"add rax, rdx; dec rdx; jnz {INNER:#x}; jmp {AFTER:#x}",
+            AFTER: f"test cl, 1; jz {NEXT:#x}; jmp {SIDE:#x}",
+            SIDE: f"inc rbx; jmp {NEXT:#x}",
+            NEXT: f"dec rcx; jnz {NEST:#x}; ret"}
+
+
+def test_a_block_inside_a_regions_inner_loop_heads_a_region_of_that_loop_only():
+    """A budget exit leaves a region at an inner loop's backward branch, and the guest comes
+    back there through the lookup table: the block turns hot on its own. Its region is that
+    loop (here one block), not the outer loop's blocks again (Translator._inner_loop)."""
+    mem = GuestMemory()
+    mem.map(BASE, 0x1000, PERM_R | PERM_X)
+    for at, src in NEST_SRC.items():
+        mem.poke(at, assemble(src, at))
+    tr = Translator(mem.fetch, Knobs(background="off"))
+    starts = {b.start for b in tr.decode_region(SIDE, 16, include=lambda a: True)}
+    for a in starts:
+        tr.lookup(a)
+    assert {NEST, INNER, AFTER, NEXT} < starts
+    region, *_ = tr.promote(SIDE, lambda a: True)
+    assert region.address == SIDE and {s for s, _ in region.ranges} == starts
+    again, *_ = tr.promote(INNER, lambda a: True)
+    assert again.address == INNER
+    assert {s for s, _ in again.ranges} == {INNER}, "the outer loop was compiled again"
+    tr.close()
