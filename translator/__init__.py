@@ -617,7 +617,7 @@ class Translator:
                 if inner is not None:
                     loop, held = inner
 
-                    def include(a, head=address):       # (noqa: the region's own copy)
+                    def include(a, head=address):   # (the region holds the rest already)
                         return (a in loop or a not in held) and self._joins(a, head,
                                                                             reached_pending)
                 blocks = self.decode_region(address, self.hot_region_blocks, include=include,
