@@ -337,6 +337,7 @@ class Machine:
                 f"{len(lib.chunks)} chunks, "
                 f"loading {lib.seconds_load:.4f} s; built {lib.built} this run "
                 f"({lib.seconds_build:.4f} s here)"
+                + (f", {lib.unbuilt} wanted but not built by the exit" if lib.unbuilt else "")
                 + (f", {lib.corrupt} corrupt chunks removed" if lib.corrupt else "")))
               if lib is not None else ()),
             ("blocks translated", f"{s.blocks}"),

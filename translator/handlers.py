@@ -122,6 +122,7 @@ class HandlerLibrary:
         self.seconds_load = 0.0
         self.seconds_build = 0.0              # this thread's lifting and compiling
         self.built = 0                        # handlers compiled by this process
+        self.unbuilt = 0                      # sent to the second thread, not built by the exit
         self._jobs: dict[str, tuple] = {}     # table -> (index, keys) on the second thread
         self.loaded = False
 
@@ -323,6 +324,9 @@ class HandlerLibrary:
             if index is not None and obj is not None and error is None:
                 self.built += len(index["handlers"])     # (built this run, used by the next)
                 self.save(index, obj)
+        # Jobs the thread had not started are dropped: the next run wants them again.
+        self.unbuilt += sum(len(index["handlers"]) for index, _ in self._jobs.values())
+        self._jobs.clear()
         self.background = None
 
     def _finish(self, index: dict, obj: bytes) -> None:
