@@ -5,6 +5,8 @@
 - A region whose guest bytes change while it compiles is dropped, never entered.
 - A fork while a region compiles: the child gets a worker of its own and the region still
   arrives there (the parent's thread did not come along).
+- Ending the run: a region still compiling is waited for (and stored) when a persistent store
+  keeps it, and not waited for without one.
 - End to end: a guest's output is native's with background on and off, and --stats shows the
   work done on the thread.
 """
@@ -12,24 +14,27 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 
 from conftest import BUILD, clean_env, run_jitbt, run_native
 from runtime.memory import GuestMemory
 from translator import Translator
+from translator.background import Background
 from translator.conformance import assemble
 from translator.knobs import Knobs
+from translator.persist import ObjectStore
 from translator.state import PERM_R, PERM_X
 
 BASE = 0x400000
 LOOP = "loop: add rax, rbx; imul rbx, rax; dec rcx; jnz loop; mov rdx, rax; ret"
 
 
-def _sent(knobs: Knobs = Knobs()):
+def _sent(knobs: Knobs = Knobs(), store=None):
     """A translator whose hot loop at BASE has been sent to the background thread."""
     mem = GuestMemory()
     mem.map(BASE, 0x1000, PERM_R | PERM_X)
     mem.poke(BASE, assemble(LOOP, BASE))
-    tr = Translator(mem.fetch, knobs)
+    tr = Translator(mem.fetch, knobs, store=store)
     held = {}
     tr.on_hold = lambda a, h: held.__setitem__(a, h)
     tr.lookup(BASE)                                  # the cold translation, as a run makes it
@@ -80,6 +85,43 @@ def test_a_fork_while_a_region_compiles_leaves_the_child_a_worker():
     tr.background.wait()
     assert len(tr.finished()) == 1
     tr.close()
+
+
+def test_the_end_of_a_run_waits_for_a_region_in_flight_only_when_a_store_keeps_it(
+        tmp_path, monkeypatch):
+    started, go = threading.Event(), threading.Event()
+    compile_ = Background._compile
+
+    def held(self, *args):          # the worker's compile, held until the test lets it go on
+        started.set()
+        go.wait()
+        return compile_(self, *args)
+    monkeypatch.setattr(Background, "_compile", held)
+    try:
+        # No store: the region would be thrown away, so closing does not wait for it.
+        _, tr, _ = _sent()
+        assert started.wait(10)
+        closer = threading.Thread(target=tr.close)
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive()
+        go.set()
+        # A store: closing waits for the job in flight and keeps its object code.
+        started.clear()
+        go.clear()
+        store = ObjectStore(tmp_path)
+        _, tr, _ = _sent(store=store)
+        (key,) = tr.pending
+        assert started.wait(10)
+        closer = threading.Thread(target=tr.close)
+        closer.start()
+        closer.join(0.2)
+        assert closer.is_alive()            # waiting for the compile in flight
+        go.set()
+        closer.join(60)
+        assert not closer.is_alive() and store.has(key)
+    finally:
+        go.set()
 
 
 def test_guest_output_is_native_with_background_compiles_on_and_off():

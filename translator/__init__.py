@@ -929,7 +929,9 @@ class Translator:
         if self.handlers is not None:
             self.handlers.close()
         if self.background is not None:
-            for key, data, error, _ in self.background.close():
+            # Without a store, a region still compiling is of no use to anyone: not waited for.
+            bg = self.background
+            for key, data, error, _ in (bg.close() if self.store is not None else bg.abandon()):
                 _, blocks = self.pending.pop(key, (None, None))
                 if data is not None and self.store is not None:
                     self.store.put(key, data)

@@ -319,7 +319,9 @@ class HandlerLibrary:
         interrupted), which is saved with the others it finished, for later runs."""
         if self.background is None:
             return
-        for table, obj, error, _ in self.background.close():
+        # A library that keeps nothing (jitbt run --no-cache) does not wait for the chunk.
+        bg = self.background
+        for table, obj, error, _ in (bg.close() if self.saving else bg.abandon()):
             index, _ = self._jobs.pop(table, (None, None))
             if index is not None and obj is not None and error is None:
                 self.built += len(index["handlers"])     # (built this run, used by the next)
