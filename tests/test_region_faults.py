@@ -149,3 +149,18 @@ def test_a_block_whose_entry_check_fails_leaves_for_its_own_code_which_faults_pr
     assert st.rip == tail_at + len(assemble("mov [rdi], rax", tail_at))
     assert st.fault_addr == SRC + 0x1000 and mem.read_u64(rdi) == total
     assert st.gpr[RDX] == 0x77 and mem.read_u64(rdi + 8) == 0
+
+
+def test_a_regions_module_calls_the_runtimes_window_search_without_defining_it():
+    """The loop's accesses try their windows first; a miss calls the window search compiled
+    once a process with the runtime's own code (the dispatcher's module and the entry
+    trampoline's, which store its address in the state), so that a region's module does not
+    carry (and LLVM does not optimise again) the search and its page scan: 10-12 ms of -O2 per
+    region. The faults above run through it."""
+    from translator.runtime_ir import RUNTIME_DEFS
+    mem, _ = _memory(LOOP)
+    tr = Translator(mem.fetch, Knobs(background="off"))
+    ir = tr._region_ir(tr.decode_region(CODE, include=lambda a: a == CODE), "r")
+    assert "%win.fn(" in ir
+    assert "@jitbt_window" not in ir and "@extent" not in ir
+    assert "define internal preserve_mostcc {i64, i64} @jitbt_window(" in RUNTIME_DEFS

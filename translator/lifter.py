@@ -18,8 +18,8 @@ import re
 
 from .irbuilder import SYNC, IRBuilder, const
 from .knobs import Knobs
-from .runtime_ir import (BLOCK_CC, CHECK_DEF, EXTENT_DEF, FLAGS_ADD, FLAGS_LOGIC, FLAGS_LOGIC_AF0,
-                         FLAGS_SUB, FUNCTION_ARGS, MODULE_HEADER, STATE_TYPE, WINDOW, WINDOW_DEF)
+from .runtime_ir import (BLOCK_CC, CHECK_DEF, FLAGS_ADD, FLAGS_LOGIC, FLAGS_LOGIC_AF0,
+                         FLAGS_SUB, FUNCTION_ARGS, MODULE_HEADER, STATE_TYPE, WINDOW)
 from .state import (FLAG_NAMES, GPR_NAMES, PERM_R, PERM_W, SIGSEGV, TABLE_ENTRY, Exit,
                     access_fault, field_index, table_index, table_index_ir)
 
@@ -1008,7 +1008,8 @@ class FunctionLifter:
     def _site_window(self, addr: str, size: int, need: int, regs) -> None:
         """The check of an access inside a loop: is it within the range of whole pages last
         found granting `need` to accesses through the same registers? Only when not does
-        @window look further (WINDOW_DEF). The range lives in locals for this run of the
+        the runtime's window search look further (runtime_ir.WINDOW_DEF, called through the
+        state's `windowfn`). The range lives in locals for this run of the
         function, and in a global of the module with the generation it was found in."""
         b = self.b
         self.needs[regs] = self.needs.get(regs, 0) | need
@@ -1022,7 +1023,8 @@ class FunctionLifter:
             lo_p, cnt_p = self.slot(f"ws{n}.lo", "i64"), self.slot(f"ws{n}.cnt", "i64")
             # Start from the window the site found last, when it is of this generation.
             if not self.windows:
-                self.entry.append(f"  %wgen = load i64, ptr {self.ptr('wgen')}")
+                self.entry += [f"  %wgen = load i64, ptr {self.ptr('wgen')}",
+                               f"  %win.fn = load ptr, ptr {self.ptr('windowfn')}"]
             w = f"%ws{n}"
             self.entry += [
                 f"  {w}.lo0 = load i64, ptr {g}",
@@ -1040,7 +1042,7 @@ class FunctionLifter:
         inside = b.emit(f"icmp ult i64 {off}, {b.emit(f'load i64, ptr {cnt_p}')}")
         b.stmt(f"br i1 {inside}, label %{good}, label %{slow}, !prof !0")
         b.label(slow)
-        r = b.emit(f"call preserve_mostcc {{i64, i64}} @window(ptr %st, ptr %perm, ptr {g}, i64 {addr}, "
+        r = b.emit(f"call preserve_mostcc {{i64, i64}} %win.fn(ptr %st, ptr %perm, ptr {g}, i64 {addr}, "
                    f"i64 {size - 1}, i8 {fill})")
         cnt = b.emit(f"extractvalue {{i64, i64}} {r}, 1")
         b.stmt(f"store i64 {b.emit(f'extractvalue {{i64, i64}} {r}, 0')}, ptr {lo_p}")
@@ -1444,8 +1446,6 @@ def module_text(functions: list[str], intrinsics: set[str]) -> str:
     decls = "\n".join(INTRINSICS[i] for i in sorted(intrinsics))
     body = "\n".join(functions)
     check = CHECK_DEF if "@chk(" in body else ""
-    if "@window(" in body:
-        check = CHECK_DEF + EXTENT_DEF + WINDOW_DEF
     # The cold tier writes its fault exits out: an unused @fault would still be compiled.
     header = MODULE_HEADER if "@fault(" in body else STATE_TYPE
     return (header + check + decls + "\n\n" + body

@@ -185,11 +185,6 @@ done:
 """
 
 
-# What both ways into translated code (the dispatcher, ``Translator.entry``) define: the cold
-# tier's memory check and flag helper, whose addresses native_entry stores in the state.
-RUNTIME_DEFS = RUNTIME_CHECK_DEF + _flags_def()
-
-
 # How far the optimising tier's access windows reach (``FunctionLifter._site_window``): the
 # pages scanned each way on a site's 1st, 2nd, 3rd and later refill in one run of a function,
 # and the refills a site gets before it keeps to the plain check. A loop over an array grows
@@ -259,12 +254,16 @@ def _reach_ir() -> str:
         later = f"%reach{i}"
     return "\n".join(lines) + "\n"
 
-# @window(st, perm, g, a, n1, need): the window an access [a, a+n1] needing `need` falls in, as
-# {lo, count of valid start addresses}; {0, 0} when the access faults. `g` is the site's global
+# @jitbt_window(st, perm, g, a, n1, need): the window an access [a, a+n1] needing `need` falls
+# in, as {lo, count of valid start addresses}; {0, 0} when the access faults. `g` is the site's global
 # {lo, count, generation, refills}: its window when it is of this generation and holds the
 # access, else a new one that reaches further than the last (WINDOW_REACH), stored back; after
 # WINDOW_REFILLS in one generation, a window of this access alone.
-WINDOW_DEF = f"""define internal preserve_mostcc {{i64, i64}} @window(ptr %st, ptr %perm, ptr %g, i64 %a, i64 %n1, i8 %need) noinline {{
+# It is compiled once a process, in the runtime's own modules (RUNTIME_DEFS, as @jitbt_window,
+# whose address native_entry stores in the state), and hot regions call it through that
+# pointer: defined in every region's module, it and @extent cost each region 10-12 ms of -O2
+# (a one-block region: 26 ms -> 14 ms).
+WINDOW_DEF = f"""define internal preserve_mostcc {{i64, i64}} @jitbt_window(ptr %st, ptr %perm, ptr %g, i64 %a, i64 %n1, i8 %need) noinline {{
 entry:
   %wgen.p = getelementptr %State, ptr %st, i64 0, i32 {field_index("wgen")}
   %wgen = load i64, ptr %wgen.p
@@ -314,17 +313,24 @@ fill:
 }}
 """
 
+# What both ways into translated code (the dispatcher, ``Translator.entry``) define: the cold
+# tier's memory check and flag helper, and the optimising tier's window search, whose
+# addresses native_entry stores in the state.
+RUNTIME_DEFS = RUNTIME_CHECK_DEF + _flags_def() + CHECK_DEF + EXTENT_DEF + WINDOW_DEF
+
 
 def native_entry(state: str) -> str:
     """The IR lines with which each entry from the runtime into translated code (the dispatcher,
-    ``enter``) begins: the state's `check` and `flagfn` fields point at its @jitbt_check and
-    @jitbt_flags (RUNTIME_DEFS), and a new window
+    ``enter``) begins: the state's `check`, `flagfn` and `windowfn` fields point at its
+    @jitbt_check, @jitbt_flags and @jitbt_window (RUNTIME_DEFS), and a new window
     generation starts, so no access window found before (when the runtime may since have
     changed page permissions) is trusted again."""
     return (f"  %check.p = getelementptr %State, ptr {state}, i64 0, i32 {field_index('check')}\n"
             f"  store ptr @jitbt_check, ptr %check.p\n"
             f"  %flagfn.p = getelementptr %State, ptr {state}, i64 0, i32 {field_index('flagfn')}\n"
             f"  store ptr @jitbt_flags, ptr %flagfn.p\n"
+            f"  %windowfn.p = getelementptr %State, ptr {state}, i64 0, i32 {field_index('windowfn')}\n"
+            f"  store ptr @jitbt_window, ptr %windowfn.p\n"
             f"  %wgen.p = getelementptr %State, ptr {state}, i64 0, i32 {field_index('wgen')}\n"
             f"  %wgen.0 = load i64, ptr %wgen.p\n"
             f"  %wgen.1 = add i64 %wgen.0, 1\n"

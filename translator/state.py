@@ -37,6 +37,8 @@ FIELDS = (
                                               # calls (set by every entry to translated code)
     ("flagfn", ctypes.c_uint64, "i64"),       # host address of the cold tier's flag helper
                                               # (set with `check`)
+    ("windowfn", ctypes.c_uint64, "i64"),     # host address of the optimising tier's access
+                                              # window search (set with `check`)
     ("wgen", ctypes.c_uint64, "i64"),         # access windows' generation: every entry from
                                               # the runtime starts a new one (lifter.py)
     ("fault_sig", ctypes.c_uint32, "i32"),    # guest signal number of a fault exit in the low
