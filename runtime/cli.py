@@ -234,7 +234,8 @@ def cmd_cache(a) -> int:
 
 
 def cmd_prepare(a) -> int:
-    """Build the interpreter's handler library (translator/handlers.py) as one chunk."""
+    """Build the interpreter's handler library (translator/handlers.py) as one chunk, and store
+    the dispatcher."""
     from elftools.common.exceptions import ELFError
 
     from translator.codegen import Codegen
@@ -253,6 +254,10 @@ def cmd_prepare(a) -> int:
         levels = [name for name, (k, _) in LEVELS.items() if library_key(k) == lib.key]
         print(f"{lib.folder}: {n} handlers ({len(lib.static)} shapes by encoding) "
               f"for {', '.join(levels)} in {seconds:.1f} s")
+    # The dispatcher too, in the store, where runs without one (--no-cache) find it.
+    from translator.persist import ObjectStore
+    from .dispatcher import Dispatcher
+    Dispatcher(Codegen(2, ObjectStore.default()))
     return 0
 
 

@@ -56,6 +56,8 @@ class Machine:
         store = ObjectStore.default() if self.options.cache else None
         self.knobs = self.options.knobs
         self.translator = Translator(self.mem.fetch, self.knobs, store=store)
+        if store is None:       # the dispatcher is jitbt's own code: a cached run stored it
+            self.translator.codegen.runtime_store = ObjectStore.default()
         self.dispatcher = Dispatcher(self.translator.codegen, self.knobs.warmup)
         d = self.dispatcher
         self.translator.on_hold = lambda a, held: d.hold(a) if held else d.release(a)
@@ -359,6 +361,8 @@ class Machine:
             ("stores into translated code", f"{self.smc_writes}"),
             ("block cache hits", f"{cache.hits}"),
             ("block cache misses", f"{cache.misses}"),
+            ("dispatcher", "loaded from the store" if tr.codegen.runtime_loaded
+             else "compiled"),
             ("persistent cache", self._store_text()),
             ("returns to the runtime", ", ".join(f"{k} {v}" for k, v in self.exit_counts.items() if v)),
             ("time starting LLVM and compiling the dispatcher", f"{start:.4f} s"),

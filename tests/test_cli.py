@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from conftest import BUILD, run_jitbt
+from conftest import BUILD, clean_env, run_jitbt, run_native
 
 
 def _elf_header(ei_class: int, machine: int) -> bytes:
@@ -136,3 +136,23 @@ def test_dispatcher_and_llvm_start_up_are_not_counted_as_translation():
     line = next(x for x in r.stderr.decode().splitlines()
                 if "time starting LLVM and compiling the dispatcher" in x)
     assert float(line.split()[-2]) > 0
+
+
+def test_a_run_without_the_cache_loads_the_dispatcher_a_cached_run_stored(tmp_path):
+    """The dispatcher is jitbt's own code, not a translation of the guest: a --no-cache run
+    loads it from the store when a run with the cache (or `jitbt prepare`) put it there, like
+    the interpreter's handler library, and still adds nothing to the store."""
+    env = dict(clean_env(), XDG_CACHE_HOME=str(tmp_path))
+    native = run_native(BUILD / "hello", env=env)
+
+    def dispatcher(*args):
+        r = run_jitbt("run", *args, "--stats", BUILD / "hello", env=env)
+        assert r.stdout == native.stdout and r.returncode == native.returncode == 0
+        return re.search(rb"\n  dispatcher +([a-z ]+)\n", r.stderr)[1].decode()
+
+    assert dispatcher("--no-cache") == "compiled"           # nothing stored yet
+    dispatcher()                                           # a cached run stores it
+    stored = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert any(p.suffix == ".rt" for p in stored)
+    assert dispatcher("--no-cache") == "loaded from the store"
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == stored

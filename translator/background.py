@@ -21,6 +21,9 @@ lock as usual.
 A fork (the guest's fork, runtime/sys_exec.py) waits for the job in flight, so the child never
 inherits a thread half way through LLVM (or llvmlite's lock held); the child starts a worker of
 its own for the jobs still queued.
+
+Importing this module does not import llvmlite's LLVM library: Codegen._start_llvm does, and
+counts it as starting LLVM.
 """
 from __future__ import annotations
 
@@ -32,14 +35,13 @@ import threading
 import time
 import weakref
 
-import llvmlite.binding as llvm
-from llvmlite.binding import ffi
 
 _LIVE: "weakref.WeakSet[Background]" = weakref.WeakSet()
 
 
 def _raw(name: str):
     """The ctypes function behind an llvmlite entry point, without llvmlite's lock."""
+    from llvmlite.binding import ffi
     return getattr(ffi.lib, name)._cfn
 
 
@@ -142,7 +144,7 @@ class Background:
         setup = None
         try:
             from .codegen import _initialise
-            _initialise()               # (LLVM starts when first needed: maybe on this thread)
+            llvm = _initialise()        # (LLVM starts when first needed: maybe on this thread)
             target = llvm.Target.from_default_triple()
             tm = target.create_target_machine(opt=self.opt_level, codemodel="jitdefault",
                                               jit=True)
@@ -188,6 +190,8 @@ def emit_object(text: str, tm, pb, layout: str, triple: str, times: list | None 
     llvmlite's lock (any thread may call it, with a target machine and pass builder that only
     it uses). `times`, when given, gets the seconds parsing and verifying took."""
     t0 = time.perf_counter()
+    import llvmlite.binding as llvm      # (imported by whoever made `tm`: Codegen._start_llvm)
+    from llvmlite.binding import ffi
     ctx = llvm.create_context()
     try:
         with ffi.OutputString() as err:

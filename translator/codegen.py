@@ -58,6 +58,12 @@ class Codegen:
 
     def __init__(self, opt_level: int = 2, store=None):
         self.store = store          # persist.ObjectStore, or None
+        # Where the runtime's own modules (suffix persist.RUNTIME: the dispatcher) are looked
+        # up when there is no store (jitbt run --no-cache): they are jitbt's code, not a
+        # translation of the guest, like the interpreter's handler library, which such runs
+        # use too. Read only: a run without a store leaves nothing behind.
+        self.runtime_store = None
+        self.runtime_loaded = 0     # runtime modules loaded from a store, not compiled
         self.loaded: dict[str, dict[str, int]] = {}     # key -> addresses, this process
         self._fresh: dict[str, bytes] = {}
         self.opt_level = opt_level
@@ -147,16 +153,20 @@ class Codegen:
 
     def _compile_keyed(self, key: str, build_ir, names: list[str], suffix: str,
                        lockfree: bool) -> dict[str, int]:
-        if self.store is not None:
-            data = self.store.get(key, suffix)
+        store = self.store
+        if store is None and suffix == persist.RUNTIME:
+            store = self.runtime_store
+        if store is not None:
+            data = store.get(key, suffix)
             if data is not None:
                 addrs = self.load_object(key, data, names)
                 if addrs is not None:
+                    self.runtime_loaded += suffix == persist.RUNTIME
                     return addrs
         text = build_ir()
         if lockfree:
+            self._start_llvm()          # (first: importing llvmlite counts as starting LLVM)
             from .background import emit_object
-            self._start_llvm()
             t0, times = time.perf_counter(), []
             try:
                 data = emit_object(text, self.tm, self.pb if self.opt_level else None,
