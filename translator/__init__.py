@@ -931,7 +931,7 @@ class Translator:
         if self.background is not None:
             # Without a store, a region still compiling is of no use to anyone: not waited for.
             bg = self.background
-            for key, data, error, _ in (bg.close() if self.store is not None else bg.abandon()):
+            for key, data, error, _ in bg.close(wait=self.store is not None):
                 _, blocks = self.pending.pop(key, (None, None))
                 if data is not None and self.store is not None:
                     self.store.put(key, data)

@@ -97,28 +97,20 @@ class Background:
             while self._todo or self._busy:
                 self._cv.wait()
 
-    def close(self) -> list[tuple]:
-        """Drop the jobs not started, wait for the one in flight (an LLVM call cannot be
-        interrupted, and the process must not exit under it); the finished jobs."""
+    def close(self, wait: bool = True) -> list[tuple]:
+        """Drop the jobs not started and wait for the one in flight (an LLVM call cannot be
+        interrupted, and the process must not exit under it); the finished jobs. `wait` False:
+        leave it to end on its own, for a run that keeps nothing (no persistent store) and
+        whose process ends now (the `jitbt` command leaves with os._exit, which takes the
+        thread with it; an interpreter that exits normally still waits for it, see the atexit
+        hook below). (A cold run of the benchmark's recursion waited 0.3-0.5 s at its exit
+        for a region that would never run.)"""
         with self._cv:
             self._stopped = True
             self._todo.clear()
             self._cv.notify_all()
-            while self._busy:
+            while wait and self._busy:
                 self._cv.wait()
-        return self.take()
-
-    def abandon(self) -> list[tuple]:
-        """Drop the jobs not started and leave the one in flight to end on its own, unwaited
-        for: for a run that keeps nothing (no persistent store), whose process ends now (the
-        `jitbt` command leaves with os._exit, which takes the thread with it; an interpreter
-        that exits normally still waits for it, see the atexit hook below). The finished
-        jobs. (A cold run of the benchmark's recursion waited 0.3-0.5 s at its exit for a
-        region that would never run.)"""
-        with self._cv:
-            self._stopped = True
-            self._todo.clear()
-            self._cv.notify_all()
         return self.take()
 
     def _pause(self) -> None:

@@ -321,7 +321,7 @@ class HandlerLibrary:
             return
         # A library that keeps nothing (jitbt run --no-cache) does not wait for the chunk.
         bg = self.background
-        for table, obj, error, _ in (bg.close() if self.saving else bg.abandon()):
+        for table, obj, error, _ in bg.close(wait=self.saving):
             index, _ = self._jobs.pop(table, (None, None))
             if index is not None and obj is not None and error is None:
                 self.built += len(index["handlers"])     # (built this run, used by the next)
