@@ -315,12 +315,17 @@ class HandlerLibrary:
         return True
 
     def close(self) -> None:
-        """End the second thread: it finishes the chunk in flight (an LLVM call cannot be
-        interrupted), which is saved with the others it finished, for later runs."""
+        """End the second thread: when the library is saved, after it has built every chunk
+        sent to it, which are saved for later runs."""
         if self.background is None:
             return
-        # A library that keeps nothing (jitbt run --no-cache) does not wait for the chunk.
+        # A library that keeps what it builds waits for every chunk it sent, so that the next
+        # run has them (a short guest's run used to end while the thread was still starting
+        # LLVM, dropping the queued chunk, and so did every run after it); one that keeps
+        # nothing (jitbt run --no-cache) does not wait even for the chunk in flight.
         bg = self.background
+        if self.saving:
+            bg.wait()
         for table, obj, error, _ in bg.close(wait=self.saving):
             index, _ = self._jobs.pop(table, (None, None))
             if index is not None and obj is not None and error is None:
