@@ -983,15 +983,13 @@ class Translator:
     def _compile(self, shapes, ninsns, blocks, hot: bool, key: str | None = None
                  ) -> list[Translation]:
         """The module of the blocks with these shapes ((start, fetch fault, bytes)); `blocks`
-        are only needed when it is not in a cache (None: decode them again). Cold modules are
-        compiled outside llvmlite's lock (see Codegen.compile_keyed), which also leaves out the
-        IR verifier MCJIT's code generation runs again (they are verified once): 3.5% less."""
+        are only needed when it is not in a cache (None: decode them again)."""
         codegen = self.codegen if hot else self.cold
         key = key or self.key("blocks", codegen, shapes)
         name = f"b{key[:20]}"
 
         host = codegen.compile_keyed(key, lambda: self._blocks_ir(shapes, blocks, name, hot),
-                                     [name], lockfree=not hot)[name]
+                                     [name])[name]
         s = self.stats
         s.blocks += len(shapes)
         s.insns += sum(ninsns)

@@ -13,36 +13,27 @@ emits object code; the main thread adds that object to its engine when it next g
     ...
     for key, data, error, seconds in bg.take(): ...      # finished jobs, in order
 
-llvmlite serialises every call into LLVM with one process-wide lock. The worker's three long calls
-(parse, optimise, emit) run without it: LLVM allows concurrent work in separate contexts, and the
-worker's module, context, target machine and pass builder are its own. Every other call takes the
-lock as usual.
+llvmlite serialises every call into LLVM with one process-wide lock. The worker's calls run
+without it (it reaches LLVM through translator/llvmraw.py, llvmlite's library without
+llvmlite.binding): LLVM allows concurrent work in separate contexts, and the worker's module,
+context, target machine and pass builder are its own.
 
 A fork (the guest's fork, runtime/sys_exec.py) waits for the job in flight, so the child never
 inherits a thread half way through LLVM (or llvmlite's lock held); the child starts a worker of
 its own for the jobs still queued.
-
-Importing this module does not import llvmlite's LLVM library: Codegen._start_llvm does, and
-counts it as starting LLVM.
 """
 from __future__ import annotations
 
 import atexit
 import collections
-import ctypes
 import os
 import threading
 import time
 import weakref
 
+from . import llvmraw
 
 _LIVE: "weakref.WeakSet[Background]" = weakref.WeakSet()
-
-
-def _raw(name: str):
-    """The ctypes function behind an llvmlite entry point, without llvmlite's lock."""
-    from llvmlite.binding import ffi
-    return getattr(ffi.lib, name)._cfn
 
 
 class Background:
@@ -133,16 +124,10 @@ class Background:
     def _work(self) -> None:
         with self._cv:
             self._busy = True           # (a fork waits while the worker is inside LLVM)
-        setup = None
+        setup = tm = pb = None
         try:
-            from .codegen import _initialise
-            llvm = _initialise()        # (LLVM starts when first needed: maybe on this thread)
-            target = llvm.Target.from_default_triple()
-            tm = target.create_target_machine(opt=self.opt_level, codemodel="jitdefault",
-                                              jit=True)
-            layout, triple = str(tm.target_data), tm.triple
-            pto = llvm.create_pipeline_tuning_options(speed_level=self.opt_level)
-            pb = llvm.create_pass_builder(tm, pto)
+            tm = llvmraw.TargetMachine(self.opt_level)    # (LLVM starts when first needed)
+            pb = llvmraw.PassBuilder(tm, self.opt_level) if self.opt_level else None
         except Exception as e:          # every job fails with it (reported by the main thread)
             setup = f"starting LLVM on the compile thread: {e}"
         with self._cv:
@@ -161,7 +146,7 @@ class Background:
             try:
                 if setup is not None:
                     raise RuntimeError(setup)
-                data = self._compile(text, tm, pb, layout, triple)
+                data = self._compile(text, tm, pb)
             except Exception as e:          # a translator bug: reported by the main thread
                 error = str(e)
             seconds = time.perf_counter() - t0
@@ -172,48 +157,8 @@ class Background:
                 self._busy = False
                 self._cv.notify_all()
 
-    def _compile(self, text: str, tm, pb, layout: str, triple: str) -> bytes:
-        return emit_object(text, tm, pb if self.opt_level else None, layout, triple)
-
-
-def emit_object(text: str, tm, pb, layout: str, triple: str, times: list | None = None) -> bytes:
-    """Object code of the IR module `text`: parsed and verified in an LLVM context of its own,
-    optimised with the pass builder `pb` (None: not at all), emitted by `tm`, all without
-    llvmlite's lock (any thread may call it, with a target machine and pass builder that only
-    it uses). `times`, when given, gets the seconds parsing and verifying took."""
-    t0 = time.perf_counter()
-    import llvmlite.binding as llvm      # (imported by whoever made `tm`: Codegen._start_llvm)
-    from llvmlite.binding import ffi
-    ctx = llvm.create_context()
-    try:
-        with ffi.OutputString() as err:
-            ref = _raw("LLVMPY_ParseAssembly")(ctx, ctypes.c_char_p(text.encode()), err)
-            if not ref:
-                raise RuntimeError(f"LLVM IR parsing error\n{err}")
-        mod = llvm.ModuleRef(ref, ctx)
-        try:
-            mod.data_layout = layout
-            mod.triple = triple
-            with ffi.OutputString() as err:
-                if _raw("LLVMPY_VerifyModule")(mod, err):
-                    raise RuntimeError(str(err))
-            if times is not None:
-                times.append(time.perf_counter() - t0)
-            if pb is not None:        # (a pipeline runs once: a new one each time)
-                _raw("LLVMPY_RunNewModulePassManager")(pb.getModulePassManager(), mod, pb)
-            with ffi.OutputString() as err:
-                buf = _raw("LLVMPY_TargetMachineEmitToMemory")(tm, mod, 1, err)
-                if not buf:
-                    raise RuntimeError(str(err))
-            try:
-                return ctypes.string_at(ffi.lib.LLVMPY_GetBufferStart(buf),
-                                        ffi.lib.LLVMPY_GetBufferSize(buf))
-            finally:
-                ffi.lib.LLVMPY_DisposeMemoryBuffer(buf)
-        finally:
-            mod.close()
-    finally:
-        ctx.close()
+    def _compile(self, text: str, tm, pb) -> bytes:
+        return llvmraw.emit_object(text, tm, pb)
 
 
 def _each(method: str):

@@ -1,52 +1,36 @@
-"""Compile lifted IR to host code with llvmlite.
+"""Compile lifted IR to host code with LLVM.
 
-One ``Codegen`` per process owns the target machine and the one MCJIT engine (a second engine on
-the same target machine crashes the process). Modules are optimised with the new pass manager at
-the level chosen by the caller and added to the engine; compiled functions are returned as
-addresses::
+``compile_keyed``, what the translator compiles through, looks a module up by its key in this
+process, then in the persistent object store (translator/persist.py), and only on a miss builds
+its IR and compiles it to object code (translator/llvmraw.py: llvmlite's library, reached
+without importing llvmlite.binding), which jitbt's own loader (translator/objload.py) loads and
+the store keeps. The optimisation pipeline is the new pass manager's at the Codegen's level::
 
     cg = Codegen(opt_level=2)
-    addrs = cg.compile(module_ir, ["b_401000", "b_401010"])   # {name: host address}
-    addrs = cg.compile_keyed(key, build_ir, names)           # the same through the caches
+    addrs = cg.compile_keyed(key, build_ir, names)           # {name: host address}
+    addrs = cg.compile(module_ir, ["jitbt_enter"])          # through MCJIT (no key, no store)
 
-``compile_keyed`` looks a module up by its key in this process, then in the persistent object
-store (translator/persist.py), and only on a miss builds its IR and compiles it.
-
-LLVM is started only when something must be compiled: object code, from the store or from the
-background thread, is loaded by jitbt's own loader (translator/objload.py), so a warm run that
-finds everything in the store never imports llvmlite's LLVM library nor sets up MCJIT (a
-warm static hello world: 112 -> 89 ms).
+LLVM is started only when something must be compiled, so a warm run that finds everything in
+the store never loads LLVM (a warm static hello world: 112 -> 89 ms); a cold one loads its
+library without llvmlite.binding's Python layer (hello world cold: 178 -> 157 ms). MCJIT
+(llvmlite.binding, one engine per process: a second engine on the same target machine crashes
+the process) is set up only for ``compile``, used for the entry trampoline that calls
+translated code from Python, and for object code jitbt's loader declines.
 """
 from __future__ import annotations
 
-import threading
 import time
 
-from . import persist
+from . import llvmraw, persist
 from .objload import ObjectLoader, ObjectLoadError
 
-_initialised = False
-_START = threading.Lock()
 OBJECTS = ObjectLoader()     # one per process, like the engine: symbols are process-wide
 
 
 def _initialise():
-    """llvmlite's binding, with the native target set up (imported on first use)."""
-    global _initialised
+    """llvmlite's binding (imported on first use), on the library llvmraw set up."""
+    llvmraw.lib()               # (the native target, libgcc_s: once a process)
     import llvmlite.binding as llvm
-    with _START:                # (the compile threads may be the first to need it)
-        if _initialised:
-            return llvm
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-        llvm.initialize_native_asmparser()     # inline asm (the x87 semantics use some)
-        # 128-bit division (div/idiv with 64-bit operands) lowers to __udivti3/__divti3.
-        for lib in ("libgcc_s.so.1",):
-            try:
-                llvm.load_library_permanently(lib)
-            except RuntimeError:
-                pass
-        _initialised = True
     return llvm
 
 
@@ -65,9 +49,9 @@ class Codegen:
         self.runtime_store = None
         self.runtime_loaded = 0     # runtime modules loaded from a store, not compiled
         self.loaded: dict[str, dict[str, int]] = {}     # key -> addresses, this process
-        self._fresh: dict[str, bytes] = {}
         self.opt_level = opt_level
         self._llvm = None           # (target machine, engine, pass builder), made when needed
+        self._raw = None            # (llvmraw target machine, pass builder): for object code
         self.modules = []         # keep modules alive: the engine owns them, we keep references
         self.seconds_parse = 0.0
         self.seconds_compile = 0.0
@@ -85,11 +69,21 @@ class Codegen:
             engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
             pb = llvm.create_pass_builder(
                 tm, llvm.create_pipeline_tuning_options(speed_level=self.opt_level))
-            if self.store is not None:
-                engine.set_object_cache(self._notify, lambda module: None)
             self._llvm = (tm, engine, pb)
             self.seconds_start += time.perf_counter() - t0
         return self._llvm
+
+    @property
+    def raw(self) -> tuple:
+        """The target machine and pass builder (None at -O0) that make object code through
+        translator/llvmraw.py, without importing llvmlite.binding or setting up MCJIT (which
+        cost a cold run 30-45 ms more before its first block compiled). Main thread only."""
+        if self._raw is None:
+            t0 = time.perf_counter()
+            tm = llvmraw.TargetMachine(self.opt_level)
+            self._raw = (tm, llvmraw.PassBuilder(tm, self.opt_level) if self.opt_level else None)
+            self.seconds_start += time.perf_counter() - t0
+        return self._raw
 
     @property
     def tm(self):
@@ -125,34 +119,30 @@ class Codegen:
         self.seconds_compile += time.perf_counter() - t1
         return addrs
 
-    def _notify(self, module, buffer) -> None:
-        """MCJIT compiled a module: keep its object code for the persistent store."""
-        if module.name in self._fresh:
-            self._fresh[module.name] = bytes(buffer)
-
-    def compile_keyed(self, key: str, build_ir, names: list[str], suffix: str = persist.SUFFIX,
-                      lockfree: bool = False) -> dict[str, int]:
+    def compile_keyed(self, key: str, build_ir, names: list[str], suffix: str = persist.SUFFIX
+                      ) -> dict[str, int]:
         """Addresses of `names` in the module with this key: from this process, from the
-        persistent store, or by compiling `build_ir()`. (`suffix`: the kind of store entry;
-        the store's statistics count translations, ".o", only. `lockfree`: compile outside
-        llvmlite's lock, to object code that is then loaded, so that another thread can
-        compile at the same time: see Translator._compile_cold. `suffix` ".rt", a module of
-        the runtime's own: its time counts as start-up, seconds_start.)"""
+        persistent store, or by compiling `build_ir()` to object code (through llvmraw, outside
+        llvmlite's lock: another thread may compile at the same time, see
+        Translator._compile_cold), which jitbt's loader loads and the store keeps. (`suffix`:
+        the kind of store entry; the store's statistics count translations, ".o", only.
+        `suffix` ".rt", a module of the runtime's own: its time counts as start-up,
+        seconds_start.)"""
         addrs = self.loaded.get(key)
         if addrs is not None:
             return addrs
         if suffix == persist.RUNTIME:
             parse, compile_ = self.seconds_parse, self.seconds_compile
             try:
-                return self._compile_keyed(key, build_ir, names, suffix, lockfree)
+                return self._compile_keyed(key, build_ir, names, suffix)
             finally:
                 self.seconds_start += (self.seconds_parse - parse) + (self.seconds_compile
                                                                       - compile_)
                 self.seconds_parse, self.seconds_compile = parse, compile_
-        return self._compile_keyed(key, build_ir, names, suffix, lockfree)
+        return self._compile_keyed(key, build_ir, names, suffix)
 
-    def _compile_keyed(self, key: str, build_ir, names: list[str], suffix: str,
-                       lockfree: bool) -> dict[str, int]:
+    def _compile_keyed(self, key: str, build_ir, names: list[str], suffix: str
+                       ) -> dict[str, int]:
         store = self.store
         if store is None and suffix == persist.RUNTIME:
             store = self.runtime_store
@@ -164,29 +154,18 @@ class Codegen:
                     self.runtime_loaded += suffix == persist.RUNTIME
                     return addrs
         text = build_ir()
-        if lockfree:
-            self._start_llvm()          # (first: importing llvmlite counts as starting LLVM)
-            from .background import emit_object
-            t0, times = time.perf_counter(), []
-            try:
-                data = emit_object(text, self.tm, self.pb if self.opt_level else None,
-                                   str(self.tm.target_data), self.tm.triple, times)
-            except RuntimeError as e:
-                raise CompileError(f"{e}\n--- IR ---\n{text}") from None
-            self.seconds_parse += times[0] if times else 0.0
-            self.seconds_compile += time.perf_counter() - t0 - (times[0] if times else 0.0)
-            addrs = self.load_object(key, data, names)
-            if addrs is None:
-                raise CompileError(f"{names} missing from the object code of {key}")
-            if self.store is not None:
-                self.store.put(key, data, suffix)
-            return addrs
+        tm, pb = self.raw
+        t0, times = time.perf_counter(), []
+        try:
+            data = llvmraw.emit_object(text, tm, pb, times)
+        except RuntimeError as e:
+            raise CompileError(f"{e}\n--- IR ---\n{text}") from None
+        self.seconds_parse += times[0] if times else 0.0
+        self.seconds_compile += time.perf_counter() - t0 - (times[0] if times else 0.0)
+        addrs = self.load_object(key, data, names)
+        if addrs is None:
+            raise CompileError(f"{names} missing from the object code of {key}")
         if self.store is not None:
-            self._fresh[key] = b""
-        addrs = self.compile(text, names, module_name=key)
-        self.loaded[key] = addrs
-        data = self._fresh.pop(key, b"") if self.store is not None else b""
-        if data:
             self.store.put(key, data, suffix)
         return addrs
 

@@ -244,7 +244,8 @@ class HandlerLibrary:
     def build(self, wanted: dict | None = None, parts: int = 1) -> int:
         """Compile the wanted handlers now into chunks that are loaded and saved (`parts` of
         them at once, all but one on other threads); returns how many were built."""
-        from .background import Background, emit_object
+        from . import llvmraw
+        from .background import Background
         wanted = dict(self.wanted if wanted is None else wanted)
         for key in wanted:
             self.wanted.pop(key, None)
@@ -261,8 +262,7 @@ class HandlerLibrary:
         results = []
         try:
             text, index = modules[0]
-            results.append((index, emit_object(text, cg.tm, cg.pb, str(cg.tm.target_data),
-                                               cg.tm.triple)))
+            results.append((index, llvmraw.emit_object(text, *cg.raw)))
         except RuntimeError as e:
             results.append((index, e))
         for bg, (_, index) in zip(workers, modules[1:]):

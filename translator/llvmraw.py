@@ -1,0 +1,216 @@
+"""LLVM through llvmlite's shared library, without importing llvmlite.binding.
+
+Importing llvmlite.binding costs a cold run 30-45 ms before anything is compiled: the package
+imports its whole object model (llvmlite.ir, values, types, the execution engines) and
+importlib.resources to find its library. The tiers that compile to object code (the cold tier,
+the background thread's optimising tier, the interpreter's handler library) need a dozen of the
+library's functions: these are called here directly with ctypes, on the library llvmlite.binding
+would load (the same file, so the process has one LLVM whichever way it is reached). MCJIT (the
+entry trampoline, a tier that compiles in-line) still goes through llvmlite.binding
+(translator/codegen.py imports it when first needed).
+
+Calls made here do not take llvmlite's process-wide lock: each thread that compiles has its own
+context, target machine and pass builder, which LLVM allows to be used at once (see
+translator/background.py). The signatures are those of llvmlite 0.50's C layer (setup.cfg pins
+the minor version)::
+
+    tm = TargetMachine(opt=2)
+    data = emit_object(ir_text, tm, PassBuilder(tm, 2))     # relocatable ELF object code
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import threading
+import time
+from ctypes import POINTER, c_bool, c_char_p, c_int, c_size_t, c_void_p
+
+_LOCK = threading.Lock()
+_LIB = None
+seconds_start = 0.0          # loading the library and setting up the native target (once)
+
+_SIGNATURES = {
+    "LLVMPY_InitializeNativeTarget": ((), None),
+    "LLVMPY_InitializeNativeAsmPrinter": ((), None),
+    "LLVMPY_InitializeNativeAsmParser": ((), None),
+    "LLVMPY_LoadLibraryPermanently": ((c_char_p, POINTER(c_char_p)), c_bool),
+    "LLVMPY_DisposeString": ((c_void_p,), None),
+    "LLVMPY_GetDefaultTargetTriple": ((POINTER(c_char_p),), None),
+    "LLVMPY_GetTargetFromTriple": ((c_char_p, POINTER(c_char_p)), c_void_p),
+    "LLVMPY_CreateTargetMachine": ((c_void_p, c_char_p, c_char_p, c_char_p, c_int, c_char_p,
+                                    c_char_p, c_int, c_int, c_char_p), c_void_p),
+    "LLVMPY_DisposeTargetMachine": ((c_void_p,), None),
+    "LLVMPY_GetTargetMachineTriple": ((c_void_p, POINTER(c_char_p)), None),
+    "LLVMPY_CreateTargetMachineData": ((c_void_p,), c_void_p),
+    "LLVMPY_CopyStringRepOfTargetData": ((c_void_p, POINTER(c_char_p)), None),
+    "LLVMPY_DisposeTargetData": ((c_void_p,), None),
+    "LLVMPY_CreatePipelineTuningOptions": ((), c_void_p),
+    "LLVMPY_DisposePipelineTuningOptions": ((c_void_p,), None),
+    "LLVMPY_CreatePassBuilder": ((c_void_p, c_void_p), c_void_p),
+    "LLVMPY_DisposePassBuilder": ((c_void_p,), None),
+    "LLVMPY_buildPerModuleDefaultPipeline": ((c_void_p, c_int), c_void_p),
+    "LLVMPY_RunNewModulePassManager": ((c_void_p, c_void_p, c_void_p), None),
+    "LLVMPY_DisposeNewModulePassManger": ((c_void_p,), None),
+    "LLVMPY_ContextCreate": ((), c_void_p),
+    "LLVMPY_ContextDispose": ((c_void_p,), None),
+    "LLVMPY_ParseAssembly": ((c_void_p, c_char_p, POINTER(c_char_p)), c_void_p),
+    "LLVMPY_VerifyModule": ((c_void_p, POINTER(c_char_p)), c_bool),
+    "LLVMPY_SetDataLayout": ((c_void_p, c_char_p), None),
+    "LLVMPY_SetTarget": ((c_void_p, c_char_p), None),
+    "LLVMPY_DisposeModule": ((c_void_p,), None),
+    "LLVMPY_TargetMachineEmitToMemory": ((c_void_p, c_void_p, c_int, POINTER(c_char_p)),
+                                         c_void_p),
+    "LLVMPY_GetBufferStart": ((c_void_p,), c_void_p),
+    "LLVMPY_GetBufferSize": ((c_void_p,), c_size_t),
+    "LLVMPY_DisposeMemoryBuffer": ((c_void_p,), None),
+}
+
+
+class _Fns:
+    """The library's functions, typed."""
+
+    def __init__(self, lib: ctypes.CDLL):
+        for name, (args, res) in _SIGNATURES.items():
+            fn = getattr(lib, name)
+            fn.argtypes, fn.restype = args, res
+            setattr(self, name.removeprefix("LLVMPY_"), fn)
+
+
+def _library_path() -> str:
+    """llvmlite's shared library, found without importing llvmlite.binding."""
+    spec = importlib.util.find_spec("llvmlite")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("llvmlite is not installed")
+    for folder in spec.submodule_search_locations:
+        path = os.path.join(folder, "binding", "libllvmlite.so")
+        if os.path.exists(path):
+            return path
+    raise ImportError("llvmlite's libllvmlite.so is missing")
+
+
+def lib() -> _Fns:
+    """The library, loaded and its native target set up on first use (any thread)."""
+    global _LIB, seconds_start
+    if _LIB is None:
+        with _LOCK:
+            if _LIB is None:
+                t0 = time.perf_counter()
+                fns = _Fns(ctypes.CDLL(_library_path()))
+                fns.InitializeNativeTarget()
+                fns.InitializeNativeAsmPrinter()
+                fns.InitializeNativeAsmParser()        # inline asm (the x87 semantics use some)
+                # 128-bit division (div/idiv with 64-bit operands) lowers to __udivti3/__divti3.
+                err = c_char_p()
+                if fns.LoadLibraryPermanently(b"libgcc_s.so.1", ctypes.byref(err)):
+                    _free(fns, err)
+                seconds_start += time.perf_counter() - t0
+                _LIB = fns
+    return _LIB
+
+
+def _free(fns: _Fns, s: c_char_p) -> str:
+    """The text of a string LLVM made, which is then freed."""
+    text = s.value.decode(errors="replace") if s.value else ""
+    if s.value is not None:
+        fns.DisposeString(ctypes.cast(s, c_void_p))
+    return text
+
+
+def _string(fn, *args) -> str:
+    fns = lib()
+    out = c_char_p()
+    fn(*args, ctypes.byref(out))
+    return _free(fns, out)
+
+
+class TargetMachine:
+    """A target machine for the host, generating code for JIT use ('jitdefault' code model) at
+    `opt` (the code generator's level); its data layout and triple, for the modules it emits."""
+
+    def __init__(self, opt: int):
+        fns = lib()
+        triple = _string(fns.GetDefaultTargetTriple).encode()
+        err = c_char_p()
+        target = fns.GetTargetFromTriple(triple, ctypes.byref(err))
+        if not target:
+            raise RuntimeError(f"no LLVM target for {triple.decode()}: {_free(fns, err)}")
+        self.handle = fns.CreateTargetMachine(target, triple, b"", b"", opt, b"default",
+                                              b"jitdefault", 0, 1, b"")
+        if not self.handle:
+            raise RuntimeError("LLVM could not create a target machine")
+        self.triple = _string(fns.GetTargetMachineTriple, self.handle)
+        data = fns.CreateTargetMachineData(self.handle)
+        try:
+            self.layout = _string(fns.CopyStringRepOfTargetData, data)
+        finally:
+            fns.DisposeTargetData(data)
+
+    def __del__(self):
+        if _LIB is not None and getattr(self, "handle", None):
+            _LIB.DisposeTargetMachine(self.handle)
+            self.handle = None
+
+
+class PassBuilder:
+    """The default module pipeline at `speed` (-O1..-O3) for `tm`'s modules; one thread's."""
+
+    def __init__(self, tm: TargetMachine, speed: int):
+        fns = lib()
+        self.tm, self.speed = tm, speed           # (the builder refers to both)
+        self.pto = fns.CreatePipelineTuningOptions()
+        self.handle = fns.CreatePassBuilder(tm.handle, self.pto)
+
+    def run(self, module) -> None:
+        """Optimise `module` (a pipeline runs once: a new one each time)."""
+        fns = lib()
+        mpm = fns.buildPerModuleDefaultPipeline(self.handle, self.speed)
+        try:
+            fns.RunNewModulePassManager(mpm, module, self.handle)
+        finally:
+            fns.DisposeNewModulePassManger(mpm)
+
+    def __del__(self):
+        if _LIB is not None and getattr(self, "handle", None):
+            _LIB.DisposePassBuilder(self.handle)
+            _LIB.DisposePipelineTuningOptions(self.pto)
+            self.handle = None
+
+
+def emit_object(text: str, tm: TargetMachine, pb: PassBuilder | None,
+                times: list | None = None) -> bytes:
+    """Object code of the IR module `text`: parsed and verified in an LLVM context of its own,
+    optimised by `pb` (None: not at all), emitted by `tm`. Any thread may call it, with a target
+    machine and pass builder that only it uses. `times`, when given, gets the seconds parsing
+    and verifying took. A module that does not parse or verify raises RuntimeError."""
+    t0 = time.perf_counter()
+    fns = lib()
+    ctx = fns.ContextCreate()
+    try:
+        err = c_char_p()
+        mod = fns.ParseAssembly(ctx, text.encode(), ctypes.byref(err))
+        if not mod:
+            raise RuntimeError(f"LLVM IR parsing error\n{_free(fns, err)}")
+        try:
+            fns.SetDataLayout(mod, tm.layout.encode())
+            fns.SetTarget(mod, tm.triple.encode())
+            err = c_char_p()
+            if fns.VerifyModule(mod, ctypes.byref(err)):
+                raise RuntimeError(_free(fns, err))
+            _free(fns, err)
+            if times is not None:
+                times.append(time.perf_counter() - t0)
+            if pb is not None:
+                pb.run(mod)
+            err = c_char_p()
+            buf = fns.TargetMachineEmitToMemory(tm.handle, mod, 1, ctypes.byref(err))
+            if not buf:
+                raise RuntimeError(_free(fns, err))
+            try:
+                return ctypes.string_at(fns.GetBufferStart(buf), fns.GetBufferSize(buf))
+            finally:
+                fns.DisposeMemoryBuffer(buf)
+        finally:
+            fns.DisposeModule(mod)
+    finally:
+        fns.ContextDispose(ctx)
