@@ -35,7 +35,10 @@ HOT_THRESHOLD = 20000
 # An interpreted block (knob baseline=interp) is compiled by the cold tier after the knob
 # `warmup`'s runs: its entry starts counting at HOT_THRESHOLD - warmup, so that it leaves with
 # Exit.HOT after that many runs like a cold block after HOT_THRESHOLD (``count`` takes the
-# offset off again).
+# offset off again). warmup=auto: WARMUP_KEPT runs when the persistent cache keeps the cold
+# code, else HOT_THRESHOLD - 1: compiled cold one run before it turns hot, that code runs
+# while the optimising tier compiles its region in the background.
+WARMUP_KEPT = 64
 NEVER = 1 << 62           # the count given to entries that must never turn hot
 HELD = 1 << 61            # ... and to blocks of a region being compiled (Dispatcher.hold)
 PERF_MAP = "JITBT_PERF_MAP"   # set to 1: write /tmp/perf-PID.map for perf (write_perf_map)
@@ -114,7 +117,10 @@ DISPATCH_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
 
 
 class Dispatcher:
-    def __init__(self, codegen, warmup: int = 64):
+    def __init__(self, codegen, warmup: int = 0, kept: bool = True):
+        """`warmup`: the knob (0: auto); `kept`: does a persistent cache keep compiled code?"""
+        if not warmup:
+            warmup = WARMUP_KEPT if kept else HOT_THRESHOLD - 1
         self.interp_start = HOT_THRESHOLD - min(warmup, HOT_THRESHOLD - 1)
         self.table = (Entry * (1 << TABLE_BITS))()
         self.table_addr = ctypes.addressof(self.table)

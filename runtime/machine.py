@@ -58,7 +58,8 @@ class Machine:
         self.translator = Translator(self.mem.fetch, self.knobs, store=store)
         if store is None:       # the dispatcher is jitbt's own code: a cached run stored it
             self.translator.codegen.runtime_store = ObjectStore.default()
-        self.dispatcher = Dispatcher(self.translator.codegen, self.knobs.warmup)
+        self.dispatcher = Dispatcher(self.translator.codegen, self.knobs.warmup,
+                                     kept=store is not None)
         d = self.dispatcher
         self.translator.on_hold = lambda a, held: d.hold(a) if held else d.release(a)
         self.translator.peek = self._peek

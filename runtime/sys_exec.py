@@ -173,7 +173,7 @@ def exec_flags(options) -> list[str]:
     """The jitbt options a program started by execve runs with: the same as its parent's."""
     from translator.knobs import KNOBS
     k = options.knobs
-    flags = ["--accuracy", k.level] + [f"--set={n}={getattr(k, n)}" for n in KNOBS]
+    flags = ["--accuracy", k.level] + [f"--set={n}={k.shown(n)}" for n in KNOBS]
     if not options.cache:
         flags.append("--no-cache")
     if options.strace:

@@ -57,6 +57,27 @@ def test_blocks_that_keep_running_are_compiled():
     assert _stat(r, r"hot regions \(optimising tier\)") > 0
 
 
+def test_without_a_cache_only_code_about_to_turn_hot_is_compiled_cold(tmp_path):
+    """warmup=auto: a run that keeps nothing (--no-cache) compiles an interpreted block only
+    when it is about to turn hot, so the blocks that run a few dozen or thousand times stay
+    interpreted; a run whose cache keeps the code compiles after 64 runs, as --set warmup=64
+    does without a cache. Hot code reaches the optimising tier all the same, and the output
+    is the native program's."""
+    native = run_native(BUILD / "hotloops-glibc", env=clean_env())
+    env = dict(clean_env(), XDG_CACHE_HOME=str(tmp_path))
+    shutil.copytree(SESSION_CACHE / "jitbt" / "handlers", tmp_path / "jitbt" / "handlers")
+    auto = run_jitbt("run", "--no-cache", "--stats", BUILD / "hotloops-glibc", env=env)
+    early = run_jitbt("run", "--no-cache", "--stats", "--set", "warmup=64",
+                      BUILD / "hotloops-glibc", env=env)
+    kept = run_jitbt("run", "--stats", BUILD / "hotloops-glibc", env=env)
+    for r in (auto, early, kept):
+        assert r.stdout == native.stdout and r.returncode == native.returncode
+        assert _stat(r, r"hot regions \(optimising tier\)") > 0
+    warmed = [_stat(r, "blocks compiled once interpreted") for r in (auto, early, kept)]
+    assert warmed[0] * 4 < warmed[1] and warmed[0] * 4 < warmed[2], warmed
+    assert "warmup=auto" in auto.stderr.decode()
+
+
 def test_a_missing_library_is_built_while_compiled_code_runs(tmp_path):
     """With no handler library at all, blocks are compiled as with baseline=jit while the
     handlers they wanted are built on a second thread and saved; the next run interprets."""
