@@ -372,6 +372,8 @@ class Machine:
             *((("time making interpreter records", f"{s.seconds_records:.4f} s"),)
               if lib is not None else ()),
             ("time building IR", f"{s.seconds_ir:.4f} s"),
+            *((("  of which for the optimising tier", f"{s.seconds_hot_ir:.4f} s"),)
+              if tr.tiered else ()),
             ("time parsing IR", f"{parse:.4f} s"),
             ("time optimising + compiling", f"{compile_:.4f} s"),
             *((f"  of which {name} tier", f"{cg.seconds_compile:.4f} s")

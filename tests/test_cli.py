@@ -157,3 +157,16 @@ def test_a_run_without_the_cache_loads_the_dispatcher_a_cached_run_stored(tmp_pa
     assert any(p.suffix == ".rt" for p in stored)
     assert dispatcher("--no-cache") == "loaded from the store"
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == stored
+
+
+def test_stats_tell_the_optimising_tiers_ir_time_apart():
+    """bench/run.py's throughput without the optimising tier leaves out the IR the main thread
+    builds for hot regions: --stats gives it as part of "time building IR"."""
+    r = run_jitbt("run", "--no-cache", "--stats", BUILD / "hotloops-glibc", env=clean_env())
+    err = r.stderr.decode()
+
+    def seconds(label):
+        return float(re.search(rf"\n  {label}\s+([\d.]+) s", err)[1])
+    assert int(re.search(r"hot regions \(optimising tier\)\s+(\d+)", err)[1]) > 0, err
+    total, hot = seconds("time building IR"), seconds("  of which for the optimising tier")
+    assert 0 < hot <= total, err

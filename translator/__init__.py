@@ -83,6 +83,7 @@ class Stats:
     seconds_form: float = 0.0      # forming hot regions (decoding their blocks again)
     seconds_records: float = 0.0   # making interpreter records
     seconds_ir: float = 0.0
+    seconds_hot_ir: float = 0.0    # of which the optimising tier's (hot regions, hot blocks)
     extra: dict = field(default_factory=dict)
 
 
@@ -517,8 +518,13 @@ class Translator:
         t1 = time.perf_counter()
         text, used = self.lifter.lift(list(todo), name, chain=chain, entries=True)
         ir = module_text([text], used)
-        self.stats.seconds_ir += time.perf_counter() - t1
+        self._ir_time(time.perf_counter() - t1, chain)
         return ir
+
+    def _ir_time(self, seconds: float, hot: bool) -> None:
+        self.stats.seconds_ir += seconds
+        if hot:
+            self.stats.seconds_hot_ir += seconds
 
     # ---- routine replacement (hle) -------------------------------------------------------------
     def add_routines(self, found) -> None:
@@ -964,7 +970,7 @@ class Translator:
         t1 = time.perf_counter()
         text, used = self.lifter.lift(blocks, name)
         ir = module_text([text], used)
-        self.stats.seconds_ir += time.perf_counter() - t1
+        self._ir_time(time.perf_counter() - t1, True)
         return ir
 
     def _region_translation(self, blocks, host: int, name: str) -> Translation:
