@@ -209,11 +209,6 @@ _MEM = struct.Struct("<IIIiq")                    # segment, base, index, scale,
 _I32, _I64 = struct.Struct("<I"), struct.Struct("<q")
 
 
-def _text(raw: bytes, offset: int, size: int) -> str:
-    field = raw[offset:offset + size]
-    return field[:field.index(0)].decode() if 0 in field else field.decode()
-
-
 _OPERANDS: dict[bytes, Operand] = {}     # an operand record's bytes -> its Operand (shared)
 
 
@@ -258,36 +253,28 @@ def _new_operand(d: bytes, at: int) -> Operand:
     return Operand("mem", size, base=base, index=index, scale=scale, disp=disp, seg=seg)
 
 
-def _record(raw: bytes) -> Insn:
-    """An Insn from capstone's record of one instruction (the bytes of its cs_insn)."""
-    address, size = _INSN_FIELDS.unpack_from(raw)
-    d = ctypes.string_at(_DETAIL_PTR.unpack_from(raw)[0], _DETAIL_BYTES)
-    try:
-        ops = [_operand(d, _OPS + i * _OP_SIZE) for i in range(d[_NOPS])]
-    except (NotImplementedError, KeyError):
-        ops = None
-    full = mnemonic = _text(raw, _MNEMONIC, 32)
-    while " " in mnemonic:         # capstone writes prefixes into the mnemonic: "rep stosq"
-        pre, mnemonic = mnemonic.split(" ", 1)
-        if pre not in PREFIX_WORDS:
-            mnemonic = full
-            break
-    prefix = d[_PREFIX]
-    insn = Insn(address, size, raw[_BYTES:_BYTES + size], mnemonic, _text(raw, _OP_STR, 160),
-                ops if ops is not None else [], tuple(d[_GROUPS:_GROUPS + d[_NGROUPS]]),
-                rep=prefix if prefix in (0xF2, 0xF3) else 0, lock=prefix == 0xF0)
-    insn.bad_operands = ops is None
-    insn.rule = rewrite.classify(insn)
-    return insn
-
-
 class _Stream:
-    """Decodes instructions one at a time into one capstone record (cs_disasm_iter)."""
+    """Decodes instructions one at a time into one capstone record (cs_disasm_iter), read in
+    place through views of its memory (copying the record and its detail out with two ctypes
+    calls an instruction cost a fifth of decoding)."""
 
     def __init__(self):
         self.insn = _lib.cs_malloc(_HANDLE)
         if not self.insn:
             raise MemoryError("capstone could not allocate an instruction record")
+        self.rec = memoryview((ctypes.c_char * _INSN_SIZE).from_address(self.insn)).cast("B")
+        self.mnemonic = (ctypes.c_char * 32).from_address(self.insn + _MNEMONIC)
+        self.op_str = (ctypes.c_char * 160).from_address(self.insn + _OP_STR)
+        self.detail_at = self.detail = None
+
+    def _detail(self):
+        """The view of the record's detail (capstone fills the one cs_malloc made: looked up
+        again only should it ever move)."""
+        at = _DETAIL_PTR.unpack_from(self.rec)[0]
+        if at != self.detail_at:
+            self.detail_at = at
+            self.detail = memoryview((ctypes.c_char * _DETAIL_BYTES).from_address(at)).cast("B")
+        return self.detail
 
     def decode(self, code: bytes, address: int, count: int | None = None):
         """The Insns at the start of `code` (at guest `address`), up to `count` of them, as
@@ -299,7 +286,31 @@ class _Stream:
         at, left_at, pc_at = ctypes.byref(ptr), ctypes.byref(left), ctypes.byref(pc)
         while (count is None or n < count) and step(_HANDLE, at, left_at, pc_at, rec):
             n += 1
-            yield _record(ctypes.string_at(rec, _INSN_SIZE))
+            yield self._record()
+
+    def _record(self) -> Insn:
+        """An Insn from capstone's record of the instruction just decoded."""
+        raw = self.rec
+        address, size = _INSN_FIELDS.unpack_from(raw)
+        d = self._detail().tobytes()       # (slices of bytes are cheaper than of a view)
+        try:
+            ops = [_operand(d, _OPS + i * _OP_SIZE) for i in range(d[_NOPS])]
+        except (NotImplementedError, KeyError):
+            ops = None
+        full = mnemonic = self.mnemonic.value.decode()
+        while " " in mnemonic:     # capstone writes prefixes into the mnemonic: "rep stosq"
+            pre, mnemonic = mnemonic.split(" ", 1)
+            if pre not in PREFIX_WORDS:
+                mnemonic = full
+                break
+        prefix = d[_PREFIX]
+        insn = Insn(address, size, bytes(raw[_BYTES:_BYTES + size]), mnemonic,
+                    self.op_str.value.decode(), ops if ops is not None else [],
+                    tuple(d[_GROUPS:_GROUPS + d[_NGROUPS]]),
+                    rep=prefix if prefix in (0xF2, 0xF3) else 0, lock=prefix == 0xF0)
+        insn.bad_operands = ops is None
+        insn.rule = rewrite.classify(insn)
+        return insn
 
 
 _STREAM = _Stream()

@@ -84,6 +84,7 @@ def classify(insn) -> Rule | None:
     rule = RULES.get(mnemonic)
     if rule is not None:
         return rule
-    if mnemonic == "mov" and any(o.strip().startswith(("cr", "dr")) for o in insn.op_str.split(",")):
+    if mnemonic == "mov" and ("cr" in insn.op_str or "dr" in insn.op_str) \
+            and any(o.strip().startswith(("cr", "dr")) for o in insn.op_str.split(",")):
         return RULES["hlt"]   # moves to or from control and debug registers: privileged
     return None
