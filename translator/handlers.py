@@ -130,8 +130,10 @@ class HandlerLibrary:
     def key_of(self, insn) -> str:
         """The key of the handler of `insn`: its shape's, or its encoding's when the shape
         needs handlers per encoding."""
-        key = interp.shape_key(insn)
-        return interp.static_key(insn) if key in self.static else key
+        key = interp.shape_key(insn, known=True)
+        if key in self.static:
+            return interp.static_key(insn)
+        return key if key in self.addr else interp.shape_key(insn)
 
     def keys(self, block) -> list[str]:
         """The handler keys of a block's records, the one after its instructions included."""
