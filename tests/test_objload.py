@@ -124,23 +124,30 @@ def test_damaged_objects_are_refused_not_entered(damage):
         ObjectLoader().load(bytes(data))
 
 
+def _probed_run(guest: str, args: list[str], cache) -> subprocess.CompletedProcess:
+    """`jitbt run --stats [args] guest` in this Python with `cache` as the cache folder; its
+    stderr ends with whether llvmlite.binding was imported. Checks the output is native's."""
+    prog = os.path.join(ROOT, "guests", "build", guest)
+    native = subprocess.run([prog], capture_output=True, timeout=60).stdout
+    probe = ("import sys, runtime.cli as c\n"
+             "status = c.main(['run', '--stats', *%r, %r])\n"
+             "sys.stdout.flush()\n"
+             "sys.stderr.write('llvm imported: %%s\\n' %% ('llvmlite.binding' in sys.modules))\n"
+             "sys.exit(status)\n" % (args, prog))
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, env=env, cwd=ROOT,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == native
+    return r
+
+
 def test_a_warm_run_loads_its_code_without_llvm(tmp_path):
     """Once the persistent cache holds everything a static hello world needs, a run loads it
     all with jitbt's loader and never imports llvmlite's LLVM library; its output is the
     native program's."""
-    prog = os.path.join(ROOT, "guests", "build", "hello")
-    native = subprocess.run([prog], capture_output=True, timeout=60).stdout
-    probe = ("import sys, runtime.cli as c\n"
-             "status = c.main(['run', '--stats', %r])\n"
-             "sys.stdout.flush()\n"
-             "sys.stderr.write('llvm imported: %%s\\n' %% ('llvmlite.binding' in sys.modules))\n"
-             "sys.exit(status)\n" % prog)
-    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
     for attempt in range(8):      # the first runs fill the cache (handlers, regions, records)
-        r = subprocess.run([sys.executable, "-c", probe], capture_output=True, env=env,
-                           cwd=ROOT, timeout=300)
-        assert r.returncode == 0, r.stderr.decode()
-        assert r.stdout == native
+        r = _probed_run("hello", [], tmp_path)
         # (a handler sent to the second thread and dropped at the exit started LLVM too)
         if b"0 misses, 0 stored" in r.stderr and b"built 0 this run" in r.stderr \
                 and b"not built by the exit" not in r.stderr:
@@ -202,18 +209,7 @@ def test_a_cold_run_compiles_without_llvmlite_binding(tmp_path):
     cache folder of its own) compiles the dispatcher, handlers, cold blocks and hot regions on
     the background thread without importing llvmlite.binding (its Python layer cost a cold
     run 30-45 ms); its output is the native program's."""
-    prog = os.path.join(ROOT, "guests", "build", "hotloops-glibc")
-    native = subprocess.run([prog], capture_output=True, timeout=60).stdout
-    probe = ("import sys, runtime.cli as c\n"
-             "status = c.main(['run', '--no-cache', '--stats', %r])\n"
-             "sys.stdout.flush()\n"
-             "sys.stderr.write('llvm imported: %%s\\n' %% ('llvmlite.binding' in sys.modules))\n"
-             "sys.exit(status)\n" % prog)
-    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, env=env, cwd=ROOT,
-                       timeout=300)
-    assert r.returncode == 0, r.stderr.decode()
-    assert r.stdout == native
+    r = _probed_run("hotloops-glibc", ["--no-cache"], tmp_path)
     err = r.stderr.decode()
     stats = {line[:49].strip(): line[49:].split() for line in err.splitlines()
              if line.startswith("  ")}
