@@ -367,6 +367,7 @@ class FunctionLifter:
         self.site_key = None           # the registers of the memory operand being lifted
         self.site_disp = 0             # and its displacement
         self.site_addr = None          # and the address ea() made of them
+        self.site_split = None         # (base, rest) of it when it has an index (see ea)
         self.entry_accesses = None     # (register, offset, size, need) checked at block entry
         self.entry_renames: dict[str, str] = {}   # block label -> the label of its entry check
         self.promoted: list[tuple[str, str, str]] = []     # (local, state pointer, type)
@@ -937,13 +938,25 @@ class FunctionLifter:
         self.site_disp = op.disp
         if op.index is not None:
             idx = self.get_gpr(op.index)
-            if op.scale != 1:
-                idx = b.emit(f"shl i64 {idx}, {op.scale.bit_length() - 1}")
-            parts.append(idx)
+            parts.append(idx if op.scale == 1 else
+                         b.emit(f"shl i64 {idx}, {op.scale.bit_length() - 1}"))
         if op.seg:
             parts.append(b.emit(f"load i64, ptr {self.ptr(op.seg + '_base')}"))
+        self.site_split = None
         if not parts:
             return const(parts_const, 64)
+        if len(parts) == 2 and op.base is not None and not op.seg:
+            # base + (index * scale + disp), and the host pointer (host_ptr) mem + base indexed
+            # by the index at the scale: LLVM hoists mem + base out of a loop where the base
+            # does not change, and the load addresses (that, index, scale), without an lea or
+            # shl in the loop's dependency chain (crc32's table lookup ran 10% slower than
+            # natively).
+            rest = parts[1]
+            if parts_const & 0xFFFFFFFFFFFFFFFF:
+                rest = b.emit(f"add i64 {rest}, {const(parts_const, 64)}")
+            v = self.site_addr = b.emit(f"add i64 {parts[0]}, {rest}")
+            self.site_split = (parts[0], idx, op.scale, parts_const & 0xFFFFFFFFFFFFFFFF)
+            return v
         v = parts[0]
         for p in parts[1:]:
             v = b.emit(f"add i64 {v}, {p}")
@@ -951,6 +964,18 @@ class FunctionLifter:
             v = b.emit(f"add i64 {v}, {const(parts_const, 64)}")
         self.site_addr = v
         return v
+
+    def _host(self, addr: str) -> str:
+        """The host pointer of guest address `addr` (checked already): mem + addr, or
+        mem + base indexed by index and scale, plus disp, when ea() made `addr` of a base and
+        an index (see there)."""
+        split = self.site_split if addr == self.site_addr else None
+        if split is None:
+            return self.b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
+        base, index, scale, disp = split
+        p = self.b.emit(f"getelementptr i8, ptr %mem, i64 {base}")
+        p = self.b.emit(f"getelementptr i{scale * 8}, ptr {p}, i64 {index}")
+        return self.b.emit(f"getelementptr i8, ptr {p}, i64 {const(disp, 64)}") if disp else p
 
     def host_ptr(self, addr: str, size: int, need: int) -> str:
         """Check a guest access of `size` bytes at `addr` and return the host pointer.
@@ -966,7 +991,7 @@ class FunctionLifter:
             if near_sp and self.windowed and size <= 64:
                 offset = None if b.track is None else b.track.get(addr)
                 if offset is not None and self._entry_cover(4, offset, size, need):
-                    return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
+                    return self._host(addr)
                 if offset is not None:
                     # Covered by the block's one check (_block_stack_check).
                     self.sp_accesses.append((offset, size))
@@ -984,11 +1009,11 @@ class FunctionLifter:
                 b.label(slow)
             if good is None and self.block.start in self.looped and size <= 64:
                 self._site_window(addr, size, need, regs)
-                return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
+                return self._host(addr)
             offset = None if good is not None or size > 64 or addr != self.site_addr else \
                 self._entry_offset(regs, self.site_disp)
             if offset is not None and self._entry_cover(regs[0], offset, size, need):
-                return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
+                return self._host(addr)
             if self.quick and not self.lifter.knobs.counting:
                 # A failed check has written the fault exit's state: it only returns.
                 ok = b.emit(f"call i1 {self._check_fn()}(ptr %st, ptr %perm, i64 {addr}, "
@@ -996,14 +1021,14 @@ class FunctionLifter:
                 good = b.new_label("ok")
                 b.stmt(f"br i1 {ok}, label %{good}, label %{b.fault_return()}, !prof !0")
                 b.label(good)
-                return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
+                return self._host(addr)
             if self.quick:
                 ok = b.emit(f"call i1 {self._check_fn()}(ptr %st, ptr %perm, i64 {addr}, "
                             f"i64 {size - 1}, i8 {need}, i64 0)")
             else:
                 ok = b.emit(f"call i1 @chk(ptr %perm, i64 {addr}, i64 {size - 1}, i8 {need})")
             self.branch_or_fault(ok, access_fault(size, need), addr, good)
-        return b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
+        return self._host(addr)
 
     def _site_window(self, addr: str, size: int, need: int, regs) -> None:
         """The check of an access inside a loop: is it within the range of whole pages last
