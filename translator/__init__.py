@@ -13,7 +13,6 @@ the blocks the dispatcher finds hot are compiled again by the optimising tier (`
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import itertools
 import json
 import os
@@ -27,7 +26,7 @@ from .codegen import Codegen, CompileError
 from .interp import interpret
 from .knobs import Knobs
 from .lifter import Lifter, module_text, region_loops, side_entries, slot_sites
-from .persist import module_key
+from .persist import module_key, new_hash
 from .state import PAGE_SHIFT
 
 VERSION = "0.1.0"
@@ -54,7 +53,7 @@ def _source_digest() -> str:
     """A digest of the translator's own sources and the CPU model: part of every persistent-cache
     key, so an object compiled by other semantics is never reused, whatever the version says."""
     here = Path(__file__).resolve().parent
-    h = hashlib.sha256()
+    h = new_hash()
     for path in sorted(here.rglob("*.py")) + [here.parent / "runtime" / "cpu.py"]:
         h.update(path.name.encode())
         h.update(path.read_bytes())

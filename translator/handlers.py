@@ -23,10 +23,8 @@ folds the chunks there were into it)::
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import os
-import secrets
 import struct
 import time
 from dataclasses import replace
@@ -35,9 +33,9 @@ from pathlib import Path
 from . import interp
 from .codegen import CompileError
 from .knobs import Knobs
-from .persist import default_folder, module_key
+from .persist import default_folder, module_key, new_hash
 
-MAGIC = b"JITBTHL1"
+MAGIC = b"JITBTHL2"
 _LEN = struct.Struct("<I")
 
 
@@ -78,13 +76,13 @@ def handler_knobs(knobs: Knobs) -> Knobs:
 def pack(index: dict, obj: bytes) -> bytes:
     head = json.dumps(index, separators=(",", ":")).encode()
     payload = _LEN.pack(len(head)) + head + obj
-    return MAGIC + hashlib.sha256(payload).digest() + payload
+    return MAGIC + new_hash(payload).digest() + payload
 
 
 def unpack(data: bytes) -> tuple[dict, bytes] | None:
     """(index, object code) of a chunk file, or None when it is not a whole, intact one."""
     payload = data[len(MAGIC) + 32:]
-    if not data.startswith(MAGIC) or hashlib.sha256(payload).digest() != \
+    if not data.startswith(MAGIC) or new_hash(payload).digest() != \
             data[len(MAGIC):len(MAGIC) + 32] or len(payload) < _LEN.size:
         return None
     (n,) = _LEN.unpack_from(payload)
@@ -239,7 +237,7 @@ class HandlerLibrary:
     def module(self, wanted: dict) -> tuple[str, dict]:
         """The IR of a chunk of the `wanted` handlers, and its index (without object code)."""
         texts, entries = self._texts(wanted)
-        table = f"jitbt_handlers_{secrets.token_hex(8)}"
+        table = f"jitbt_handlers_{os.urandom(8).hex()}"
         return (interp.library_text(texts, table),
                 {"table": table, "handlers": entries, "static": sorted(self.static)})
 

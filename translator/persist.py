@@ -15,13 +15,25 @@ is detected, removed and rebuilt, never handed to the loader.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import llvmlite
 
-MAGIC = b"JITBTOB1"
+try:                          # CPython's own BLAKE2: hashlib loads OpenSSL, 3 ms of every start
+    from _blake2 import blake2b as _blake2b
+except ImportError:           # (a Python built without it)
+    from hashlib import blake2b as _blake2b
+
+
+
+def new_hash(data: bytes = b""):
+    """The hash of every key and stored digest of the persistent store and the handler library:
+    BLAKE2b of DIGEST bytes."""
+    return _blake2b(data, digest_size=32)
+
+
+MAGIC = b"JITBTOB2"
 DIGEST = 32
 _BASES: dict = {}       # (version, base) -> the hash of both, to be copied
 SUFFIX = ".o"           # object code; region shapes (translator/__init__.py) are ".shape"
@@ -38,7 +50,7 @@ def module_key(parts: list, version: str, base: tuple = ()) -> str:
     (`base`: what is the same for every module of a run, hashed once and reused)."""
     start = _BASES.get((version, base))
     if start is None:
-        start = hashlib.sha256(f"jitbt {version} llvmlite {llvmlite.__version__}\0".encode())
+        start = new_hash(f"jitbt {version} llvmlite {llvmlite.__version__}\0".encode())
         for p in base:
             start.update(p if isinstance(p, bytes) else repr(p).encode())
             start.update(b"\0")
@@ -79,7 +91,7 @@ class ObjectStore:
             return None
         payload = data[len(MAGIC) + DIGEST:]
         if (not data.startswith(MAGIC) or len(data) < len(MAGIC) + DIGEST
-                or hashlib.sha256(payload).digest() != data[len(MAGIC):len(MAGIC) + DIGEST]):
+                or new_hash(payload).digest() != data[len(MAGIC):len(MAGIC) + DIGEST]):
             self.corrupt += 1
             self.misses += count
             try:
@@ -105,7 +117,7 @@ class ObjectStore:
             import tempfile         # (only when writing: 2 ms of a warm start)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
             with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC + hashlib.sha256(payload).digest() + payload)
+                f.write(MAGIC + new_hash(payload).digest() + payload)
             os.replace(tmp, path)
             self.stored += count
         except OSError:
