@@ -367,7 +367,7 @@ class FunctionLifter:
         self.site_key = None           # the registers of the memory operand being lifted
         self.site_disp = 0             # and its displacement
         self.site_addr = None          # and the address ea() made of them
-        self.site_split = None         # (base, rest) of it when it has an index (see ea)
+        self.site_split = None         # (base, index, scale, disp) of it, indexed (see ea)
         self.entry_accesses = None     # (register, offset, size, need) checked at block entry
         self.entry_renames: dict[str, str] = {}   # block label -> the label of its entry check
         self.promoted: list[tuple[str, str, str]] = []     # (local, state pointer, type)
@@ -946,17 +946,15 @@ class FunctionLifter:
         if not parts:
             return const(parts_const, 64)
         if len(parts) == 2 and op.base is not None and not op.seg:
-            # base + (index * scale + disp), and the host pointer (host_ptr) mem + base indexed
-            # by the index at the scale: LLVM hoists mem + base out of a loop where the base
-            # does not change, and the load addresses (that, index, scale), without an lea or
-            # shl in the loop's dependency chain (crc32's table lookup ran 10% slower than
-            # natively).
-            rest = parts[1]
-            if parts_const & 0xFFFFFFFFFFFFFFFF:
-                rest = b.emit(f"add i64 {rest}, {const(parts_const, 64)}")
-            v = self.site_addr = b.emit(f"add i64 {parts[0]}, {rest}")
-            self.site_split = (parts[0], idx, op.scale, parts_const & 0xFFFFFFFFFFFFFFFF)
-            return v
+            # base + (index * scale + disp), and the host pointer (_host) mem + base indexed by
+            # the index at the scale: LLVM hoists mem + base out of a loop where the base does
+            # not change, and the load addresses (that, index, scale) with no lea in the loop's
+            # dependency chain (crc32's table lookup had one: its loop 1% slower, perf).
+            disp = parts_const & 0xFFFFFFFFFFFFFFFF
+            rest = b.emit(f"add i64 {parts[1]}, {const(disp, 64)}") if disp else parts[1]
+            self.site_addr = b.emit(f"add i64 {parts[0]}, {rest}")
+            self.site_split = (parts[0], idx, op.scale, disp)
+            return self.site_addr
         v = parts[0]
         for p in parts[1:]:
             v = b.emit(f"add i64 {v}, {p}")
