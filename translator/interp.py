@@ -12,10 +12,12 @@ and widths of its operands (``shape_key``). The registers, immediates, displacem
 instruction's address are read from the record when it runs, so one handler serves every
 ``add r64, r64`` of every program. Handlers are lifted by the same semantics as compiled code
 (translator/semantics), by ``HandlerLifter``, which hands them operands whose numbers are IR
-values read from the record (irbuilder.IRValue). A semantic that needs a number in Python
-(a shift's count, a shuffle's selector, bytes of the encoding) refuses such a value with a
-TypeError; its shapes are then lifted per encoding (``static_key``), the instruction's bytes
-fixed and only its address read from the record.
+values read from the record (irbuilder.IRValue). Shifts, rotates and the SSE shifts and
+shuffles take an immediate count or selector as such a value (one handler for every ``shr r64,
+imm8``: a program's new encodings need no new handler). A semantic that needs a number in
+Python (an x87 register's index, a comparison's predicate, bytes of the encoding) refuses such
+a value with a TypeError; its shapes are then lifted per encoding (``static_key``), the
+instruction's bytes fixed and only its address read from the record.
 
 A record is eight 64-bit words::
 

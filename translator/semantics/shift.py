@@ -8,21 +8,28 @@ for every nonzero count (``undefined_flags``): OF as for the first one-bit step,
 shifts and kept by the rotates -- except that rol/ror of a register by an immediate count other
 than one keep OF (of a memory operand they do not).
 """
+from ..irbuilder import IRValue
 from . import semantic
+
+
+def count_operand(L, op, bits):
+    """A shift count operand masked to 5 bits (6 for 64-bit operands), as an i8 value, and the
+    count when it is a known constant (an immediate), else None. An interpreter handler's
+    immediate is read from its record (an IRValue): masked at run time like cl, so one handler
+    serves every count (a shift by an immediate and by cl differ in nothing else)."""
+    mask = 63 if bits == 64 else 31
+    if op.kind == "imm" and not isinstance(op.imm, IRValue):
+        n = op.imm & mask
+        return str(n), n
+    c = L.read(op, 8) if op.kind == "imm" else L.cast("trunc", L.read(op), op.size * 8, 8)
+    return L.op("and", 8, c, str(mask)), None
 
 
 def _count(L, insn, bits):
     """The masked count as an i8 value, and whether it is a known constant."""
-    mask = 63 if bits == 64 else 31
     if len(insn.ops) == 1:
         return "1", 1
-    src = insn.ops[1]
-    if src.kind == "imm":
-        n = src.imm & mask
-        return str(n), n
-    c = L.read(src)
-    c = L.cast("trunc", c, src.size * 8, 8)
-    return L.op("and", 8, c, str(mask)), None
+    return count_operand(L, insn.ops[1], bits)
 
 
 def result_flags(L, res: str, bits: int) -> dict:
@@ -129,6 +136,11 @@ def rotate(L, insn):
         return L.bit(a, bits, bits - 2 if insn.mnemonic == "rol" else 0)
 
     exact = undefined_flags(L, a, bits, into, clears_af=False)
+    if exact and dst.kind == "reg" and insn.ops[1:] and insn.ops[1].kind == "imm" \
+            and known is None:
+        # An immediate count read at run time: whether OF is kept depends on it, which the
+        # exact flag model decides when lifting (its handlers are per encoding).
+        raise TypeError("a rotate's undefined OF depends on its immediate count")
     if exact and dst.kind == "reg" and known not in (None, 1):
         exact = {"of": None}    # Intel: a register rotated by an immediate other than 1 keeps OF
     _set_flags(L, known, cnt, {"cf": cf, "of": of, **exact})

@@ -21,7 +21,7 @@ rcl/rcr rotate the (width + 1)-bit value cf:dst; the masked count is taken modul
 17 for 16-bit operands, so a nonzero masked count may rotate by zero and leave CF as it was.
 """
 from . import semantic
-from .shift import _count, _set_flags, result_flags, undefined_flags
+from .shift import _count, _set_flags, count_operand, result_flags, undefined_flags
 
 
 def _funnel(L, m, d, s, cnt, bits):
@@ -59,13 +59,7 @@ def shift_double(L, insn):
     dst, src = insn.ops[0], insn.ops[1]
     bits = dst.size * 8
     mask = 63 if bits == 64 else 31
-    cop = insn.ops[2]
-    if cop.kind == "imm":
-        known = cop.imm & mask
-        cnt = str(known)
-    else:
-        known = None
-        cnt = L.op("and", 8, L.read(cop), str(mask))
+    cnt, known = count_operand(L, insn.ops[2], bits)
     m = insn.mnemonic
     d, s = L.read(dst), L.read(src)
     res = _funnel(L, m, d, s, cnt, bits)

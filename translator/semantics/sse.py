@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..irbuilder import INTRINSICS, const
+from ..irbuilder import INTRINSICS, IRValue, const
 from ..state import SIGSEGV
 from . import semantic
 
@@ -210,6 +210,44 @@ def imm8(insn) -> int:
     if op.kind != "imm":
         unsupported("expected an immediate")
     return op.imm & 0xFF
+
+
+class Imm8:
+    """An instruction's imm8 for a semantic that can take it known or read at run time (an
+    interpreter handler's, read from its record: irbuilder.IRValue), so that one handler serves
+    every immediate. ``field`` gives bits of it as an int, or as an i64 IR value."""
+
+    def __init__(self, L, insn):
+        self.L = L
+        op = insn.ops[-1]
+        if op.kind != "imm":
+            unsupported("expected an immediate")
+        self.known = None if isinstance(op.imm, IRValue) else op.imm & 0xFF
+        self.value = op.imm            # (an i64 IR value when not known)
+
+    def field(self, shift: int, mask: int, plus: int = 0):
+        """(imm >> shift & mask) + plus."""
+        if self.known is not None:
+            return (self.known >> shift & mask) + plus
+        L = self.L
+        v = L.op("lshr", 64, self.value, str(shift)) if shift else self.value
+        v = L.op("and", 64, v, str(mask))
+        return L.op("or", 64, v, str(plus)) if plus else v     # (plus is above mask's bits)
+
+
+def pick_lanes(L, t: Lanes, a: str, c: str, idx) -> str:
+    """Lane k of the result is lane idx[k] of a ++ c, where an index may be an i64 IR value
+    known only at run time (Imm8.field): a shufflevector when all are known, else one
+    extractelement of the concatenation per lane."""
+    if all(isinstance(i, int) for i in idx):
+        return shuffle(L, t, a, c, idx)
+    both = shuffle(L, t, a, c, range(2 * t.n))
+    vt2 = f"<{2 * t.n} x {t.ety}>"
+    r = "poison"
+    for k, i in enumerate(idx):
+        lane = L.b.emit(f"extractelement {vt2} {both}, i64 {i}")
+        r = L.b.emit(f"insertelement <{len(idx)} x {t.ety}> {r}, {t.ety} {lane}, i64 {k}")
+    return r
 
 
 # ---- moves ------------------------------------------------------------------------------------

@@ -26,11 +26,12 @@ from . import semantic
 from .sse import (
     PD,
     PS,
+    Imm8,
     Lanes,
     call,
-    imm8,
     int_lanes,
     mmx_read,
+    pick_lanes,
     set_vreg,
     shuffle,
     source,
@@ -171,7 +172,8 @@ def pshift(L, insn):
     w = width(dst)
     t = int_lanes(m[-1], w)
     if src.kind == "imm":
-        count = const(src.imm & 0xFF, 64)
+        imm = Imm8(L, insn)
+        count = const(imm.known, 64) if imm.known is not None else imm.field(0, 0xFF)
     else:
         count = source(L, src, w // 8, bits=64)
     over = L.icmp("ugt", 64, count, str(t.bits - 1))
@@ -188,12 +190,17 @@ def pshift(L, insn):
 @semantic("pslldq", "psrldq")
 def pshift_bytes(L, insn):
     dst = insn.ops[0]
-    n = min(imm8(insn), 16) * 8
+    imm = Imm8(L, insn)
     v = xmm(L, dst)
-    if n == 128:
+    shift = "shl" if insn.mnemonic == "pslldq" else "lshr"
+    if imm.known is None:          # a count past 15 clears the register
+        n = L.cast("zext", L.op("shl", 64, imm.field(0, 0xFF), "3"), 64, 128)
+        over = L.icmp("ugt", 64, imm.value, "15")
+        r = L.select(over, 128, "0", L.op(shift, 128, v, n))
+    elif imm.known >= 16:
         r = "0"
     else:
-        r = L.op("shl" if insn.mnemonic == "pslldq" else "lshr", 128, v, str(n))
+        r = L.op(shift, 128, v, str(imm.known * 8))
     L.set_xmm(dst.reg, r)
 
 
@@ -237,24 +244,24 @@ def unpack(L, insn):
 def pshuf(L, insn):
     """Lanes chosen by 2-bit (shufpd: 1-bit) fields of the immediate."""
     m = insn.mnemonic
-    imm = imm8(insn)
+    imm = Imm8(L, insn)
     dst, _, a, c = operands(L, insn)
+    f = imm.field
     if m == "shufpd":
-        t, idx = PD, [imm & 1, 2 + (imm >> 1 & 1)]
+        t, idx = PD, [f(0, 1), f(1, 1, 2)]
     elif m == "shufps":
-        t, idx = PS, [imm & 3, imm >> 2 & 3, 4 + (imm >> 4 & 3), 4 + (imm >> 6 & 3)]
+        t, idx = PS, [f(0, 3), f(2, 3), f(4, 3, 4), f(6, 3, 4)]
     else:
-        sel = [imm >> (2 * k) & 3 for k in range(4)]
         if m == "pshufd":
-            t, idx = int_lanes("d"), sel
+            t, idx = int_lanes("d"), [f(2 * k, 3) for k in range(4)]
         elif m == "pshuflw":
-            t, idx = int_lanes("w"), sel + [4, 5, 6, 7]
+            t, idx = int_lanes("w"), [f(2 * k, 3) for k in range(4)] + [4, 5, 6, 7]
         elif m == "pshufw":
-            t, idx = int_lanes("w", 64), sel
+            t, idx = int_lanes("w", 64), [f(2 * k, 3) for k in range(4)]
         else:
-            t, idx = int_lanes("w"), [0, 1, 2, 3] + [4 + s for s in sel]
+            t, idx = int_lanes("w"), [0, 1, 2, 3] + [f(2 * k, 3, 4) for k in range(4)]
         a = c            # the pshufs read only the source
-    set_vreg(L, dst, unvec(L, shuffle(L, t, vec(L, a, t), vec(L, c, t), idx), t))
+    set_vreg(L, dst, unvec(L, pick_lanes(L, t, vec(L, a, t), vec(L, c, t), idx), t))
 
 
 @semantic("pextrw")
@@ -263,7 +270,7 @@ def pextrw(L, insn):
     dst, src = insn.ops[:2]
     t = int_lanes("w", width(src))
     word = L.b.emit(f"extractelement {t.vt} {vec(L, vreg(L, src), t)}, "
-                    f"i64 {imm8(insn) % t.n}")
+                    f"i64 {Imm8(L, insn).field(0, t.n - 1)}")
     L.write(dst, L.cast("zext", word, 16, dst.size * 8))
     mmx_read(L, insn)
 
@@ -274,7 +281,7 @@ def pinsrw(L, insn):
     word = source(L, src, 2, bits=16)
     t = int_lanes("w", width(dst))
     r = L.b.emit(f"insertelement {t.vt} {vec(L, vreg(L, dst), t)}, i16 {word}, "
-                 f"i64 {imm8(insn) % t.n}")
+                 f"i64 {Imm8(L, insn).field(0, t.n - 1)}")
     set_vreg(L, dst, unvec(L, r, t))
 
 
