@@ -30,9 +30,10 @@ guests: deps
 
 # The interpreter's handlers (translator/handlers.py), compiled once for every instruction shape
 # of the conformance forms and of these programs (glibc and musl, static and static-pie, -O3
-# vector code, busybox), into $XDG_CACHE_HOME/jitbt/handlers: one library for datapath, one for
-# the other levels (about 30 s). A shape met later is
-# built then, on a second thread. The tests prepare their own cache folder the same way.
+# vector code, busybox), each memory operand in every addressing form, into
+# $XDG_CACHE_HOME/jitbt/handlers: one library for datapath, one for the other levels (about
+# 25 s). A shape met later is built then, on a second thread. The tests prepare their own cache
+# folder the same way.
 PREPARE := guests/build/libcmix-glibc guests/build/libcmix-glibc-pie guests/build/libcmix-musl \
            guests/build/numeric-glibc-O3 guests/build/numeric-musl-O3 /bin/busybox
 prepare: venv guests

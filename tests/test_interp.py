@@ -74,7 +74,10 @@ def test_without_a_cache_only_code_about_to_turn_hot_is_compiled_cold(tmp_path):
         assert r.stdout == native.stdout and r.returncode == native.returncode
         assert _stat(r, r"hot regions \(optimising tier\)") > 0
     warmed = [_stat(r, "blocks compiled once interpreted") for r in (auto, early, kept)]
-    assert warmed[0] * 4 < warmed[1] and warmed[0] * 4 < warmed[2], warmed
+    # ([1, 73, 73] while the vectorised array loop's shapes were missing from the handler
+    # library, so that it was compiled without being interpreted first; [21, 82, 82] since:
+    # that loop's warm-up, when it is about to turn hot, takes in the blocks around it that ran.)
+    assert warmed[0] * 3 < warmed[1] and warmed[0] * 3 < warmed[2], warmed
     assert "warmup=auto" in auto.stderr.decode()
 
 
@@ -121,8 +124,13 @@ def test_corrupt_library_chunks_are_removed_and_never_loaded(tmp_path):
 def test_a_warm_run_makes_its_records_without_decoding(tmp_path):
     env = _library_copy(tmp_path)
     native = run_native(BUILD / "numeric-glibc", env=clean_env())
-    cold = run_jitbt("run", "--stats", BUILD / "numeric-glibc", env=env)
-    warm = run_jitbt("run", "--stats", BUILD / "numeric-glibc", env=env)
+    # (background=off: hot regions are compiled when they turn hot, so the cold run stores
+    # every one its warm run loads. In the background, on a loaded machine, the cold run
+    # ended with regions still queued, which the warm run formed again, decoding their blocks:
+    # 303 blocks decoded in one `make test`.)
+    run = ("run", "--stats", "--set", "background=off", BUILD / "numeric-glibc")
+    cold = run_jitbt(*run, env=env)
+    warm = run_jitbt(*run, env=env)
     assert cold.stdout == warm.stdout == native.stdout
     # Nothing interpreted or compiled in the cold run is decoded again (a block first met in
     # the warm run is, as it is first interpreted: a handful, where timing differs).
@@ -141,7 +149,7 @@ def test_a_warm_run_makes_its_records_without_decoding(tmp_path):
     assert misses(warm) * 3 < _stat(warm, "  of which from stored records") * 2
     for entry in (tmp_path / "jitbt" / "objects").glob("*/*.rec"):
         entry.write_bytes(entry.read_bytes()[:40])                # every entry damaged
-    damaged = run_jitbt("run", "--stats", BUILD / "numeric-glibc", env=env)
+    damaged = run_jitbt(*run, env=env)
     assert damaged.stdout == native.stdout
     assert _stat(damaged, "blocks decoded") > 100
 

@@ -12,8 +12,10 @@ the folder never load a torn or corrupt file (it is removed and its handlers are
 A shape the library lacks is *wanted*: the block that needs it is compiled instead (the tier
 after the interpreter), and the wanted handlers are compiled on a second thread into a new
 chunk, which this run loads when it is ready and later runs find on disk. ``jitbt prepare``
-builds every shape of the conformance forms and of the programs it is given as one chunk (and
-folds the chunks there were into it)::
+builds every shape of the conformance forms and of the programs it is given, each memory
+operand in every addressing form (``address_variants``), as one chunk (and folds the chunks
+there were into it). (A cold run that met a missing shape paid 20-60 ms: crc32's fill loop,
+sort's and hashtable's shifts, matmul's [rcx + rax].)::
 
     lib = HandlerLibrary(codegen, knobs)
     lib.lookup(insn)          # the handler's address, or None (then wanted)
@@ -111,7 +113,7 @@ class HandlerLibrary:
         self.background = None
         self.addr: dict[str, int] = {}        # shape key -> handler address
         self.static: set[str] = set()         # shape keys whose handlers are per encoding
-        self.known: dict[str, tuple] = {}     # key -> (bytes, address) it was lifted from
+        self.entries: list = []               # [key, bytes, address] of each handler loaded
         self.wanted: dict[str, tuple] = {}    # key -> (insn, static), not built yet
         self.building: set[str] = set()       # ... submitted to the second thread
         self.broken: set[str] = set()         # keys whose handlers failed to compile
@@ -197,11 +199,18 @@ class HandlerLibrary:
         if addrs is None:
             raise CompileError(f"handler chunk {table}: table missing from its object code")
         slots = (ctypes.c_uint64 * len(entries)).from_address(addrs[table])
-        for (key, raw, address), h in zip(entries, slots):
-            self.addr[key] = h
-            self.known[key] = (raw, address)
-            self.wanted.pop(key, None)
+        keys = [e[0] for e in entries]
+        self.addr.update(zip(keys, slots))
+        self.entries += entries
+        if self.wanted:
+            for key in keys:
+                self.wanted.pop(key, None)
         self.static.update(index["static"])
+
+    @property
+    def known(self) -> dict[str, tuple]:
+        """Shape key -> (bytes, address) of the instruction its handler was lifted from."""
+        return {key: (raw, address) for key, raw, address in self.entries}
 
     # ---- building ---------------------------------------------------------------------------------
     def _texts(self, wanted: dict) -> tuple[list, list]:
@@ -418,11 +427,48 @@ def prepare(libraries, programs=()) -> list[tuple[int, float]]:
     return out
 
 
+# The addressing forms a memory operand's shape may take (interp._operand: base, index, both,
+# rip-relative), as (base, index, scale) of an Operand standing for each. (An absolute address,
+# neither base nor index, is rare in x86-64 code: left to the programs' own.)
+ADDRESSING = ((0, None, 1), (0, 1, 4), (None, 1, 8), ("rip", None, 1))
+
+
+def address_variants(insn) -> list:
+    """`insn` with its memory operand in each other addressing form: a handler of a shape does
+    not depend on the operand's numbers, only on its form, and compilers pick the form a
+    loop's addresses need (gcc addressed one matmul array [rcx + rax] where every program the
+    library was prepared from had [rax]), so the library covers them all. String instructions
+    (implicit [rsi] and [rdi]) and two memory operands are left as they are."""
+    mems = [i for i, op in enumerate(insn.ops) if op.kind == "mem"]
+    m = insn.mnemonic
+    if len(mems) != 1 or insn.rep or m[:-1] in STRING_OPS and m[-1] in "bwdq" \
+            and not any(op.kind == "xmm" for op in insn.ops):       # (not SSE's movsd, cmpsd)
+        return []
+    at = mems[0]
+    op = insn.ops[at]
+    out = []
+    for base, index, scale in ADDRESSING:
+        if _form(base, index) == _form(op.base, op.index):
+            continue
+        ops = list(insn.ops)
+        ops[at] = replace(op, base=base, index=index, scale=scale)
+        out.append(replace(insn, ops=ops))
+    return out
+
+
+def _form(base, index) -> tuple:
+    return (base if base in (None, "rip") else "base", index is None)
+
+
+STRING_OPS = {"movs", "stos", "lods", "scas", "cmps", "ins", "outs", "xlat"}
+
+
 def _rebuild(library: HandlerLibrary, insns) -> int:
     shapes: dict[str, dict] = {}          # shape key -> {encoding key: an instruction}
     for insn in insns:
         shapes.setdefault(interp.shape_key(insn), {}).setdefault(interp.static_key(insn), insn)
     wanted: dict[str, tuple] = {k: (None, False) for k in (interp.END, interp.FETCH_FAULT)}
+    variants = []
     for key, encodings in shapes.items():
         first = next(iter(encodings.values()))
         if key not in library.static:
@@ -436,6 +482,16 @@ def _rebuild(library: HandlerLibrary, insns) -> int:
             wanted.update((k, (i, True)) for k, i in encodings.items())
         else:
             wanted[key] = (first, False)
+            variants += address_variants(first)
+    for insn in variants:       # (a form no semantic takes, or one lifted per encoding: left)
+        key = interp.shape_key(insn)
+        if key in wanted or key in library.static:
+            continue
+        try:
+            interp.handler_text(library.lifter, insn, False, "probe")
+        except Exception:                   # noqa: BLE001
+            continue
+        wanted[key] = (insn, False)
     old = list(library.chunks)
     library.addr.clear()
     n = library.build(wanted, parts=2)
