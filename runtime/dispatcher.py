@@ -36,8 +36,12 @@ HOT_THRESHOLD = 20000
 # `warmup`'s runs: its entry starts counting at HOT_THRESHOLD - warmup, so that it leaves with
 # Exit.HOT after that many runs like a cold block after HOT_THRESHOLD (``count`` takes the
 # offset off again). warmup=auto: WARMUP_KEPT runs when the persistent cache keeps the cold
-# code, else HOT_THRESHOLD - 1: compiled cold one run before it turns hot, that code runs
-# while the optimising tier compiles its region in the background.
+# code; in a run that keeps nothing, never (``warms`` False): a block that has run
+# HOT_THRESHOLD times goes from the interpreter to the optimising tier, and is interpreted
+# while its region compiles in the background. (Compiled cold one run before it turned hot,
+# as until the eighteenth round, its code ran no faster than the interpreter -- crc32's loop
+# about 25 ns a trip in both -- and the cold module cost the main thread: 21 ms for crc32's
+# fill loop; sha256 --no-cache 1.87 -> 1.72 s without them.)
 WARMUP_KEPT = 64
 NEVER = 1 << 62           # the count given to entries that must never turn hot
 HELD = 1 << 61            # ... and to blocks of a region being compiled (Dispatcher.hold)
@@ -117,8 +121,10 @@ DISPATCH_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
 
 
 class Dispatcher:
-    def __init__(self, codegen, warmup: int = 0, kept: bool = True):
-        """`warmup`: the knob (0: auto); `kept`: does a persistent cache keep compiled code?"""
+    def __init__(self, codegen, warmup: int = 0, kept: bool = True, tiered: bool = True):
+        """`warmup`: the knob (0: auto); `kept`: does a persistent cache keep compiled code?
+        `tiered`: is there an optimising tier for hot code to go to?"""
+        self.warms = bool(warmup) or kept or not tiered    # interpreted blocks turn cold first?
         if not warmup:
             warmup = WARMUP_KEPT if kept else HOT_THRESHOLD - 1
         self.interp_start = HOT_THRESHOLD - min(warmup, HOT_THRESHOLD - 1)

@@ -59,7 +59,7 @@ class Machine:
         if store is None:       # the dispatcher is jitbt's own code: a cached run stored it
             self.translator.codegen.runtime_store = ObjectStore.default()
         self.dispatcher = Dispatcher(self.translator.codegen, self.knobs.warmup,
-                                     kept=store is not None)
+                                     kept=store is not None, tiered=self.translator.tiered)
         d = self.dispatcher
         self.translator.on_hold = lambda a, held: d.hold(a) if held else d.release(a)
         self.translator.peek = self._peek
@@ -196,7 +196,7 @@ class Machine:
     def _serve(self, code: int) -> None:
         """Do what translated code left the dispatcher for (other than a miss)."""
         st, disp = self.state, self.dispatcher
-        if code == Exit.HOT and self.translator.is_interpreted(st.rip):
+        if code == Exit.HOT and disp.warms and self.translator.is_interpreted(st.rip):
             # An interpreted block ran `warmup` times: compiled now, with the blocks
             # around it that ran, each counting on towards HOT_THRESHOLD (or the hot regions
             # an earlier run stored at them).
@@ -325,10 +325,12 @@ class Machine:
         native_hits = self.state.hits
         parse = sum(cg.seconds_parse for cg in tr.codegens)
         compile_ = sum(cg.seconds_compile for cg in tr.codegens)
-        start = sum(cg.seconds_start for cg in tr.codegens)
+        start = sum(cg.seconds_start for cg in tr.codegens)        # (this thread's)
         runtime_s = max(0.0, self.seconds_run - self.seconds_native - s.seconds_decode
                         - s.seconds_form - s.seconds_records - s.seconds_ir - parse - compile_
                         - start)
+        if tr.background is not None:        # (the background thread starts LLVM too)
+            start += tr.background.seconds_start
         lib = tr.handlers
         rows = [
             *((("blocks interpreted first", f"{s.interp_blocks}"),

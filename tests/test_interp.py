@@ -57,12 +57,11 @@ def test_blocks_that_keep_running_are_compiled():
     assert _stat(r, r"hot regions \(optimising tier\)") > 0
 
 
-def test_without_a_cache_only_code_about_to_turn_hot_is_compiled_cold(tmp_path):
-    """warmup=auto: a run that keeps nothing (--no-cache) compiles an interpreted block only
-    when it is about to turn hot, so the blocks that run a few dozen or thousand times stay
-    interpreted; a run whose cache keeps the code compiles after 64 runs, as --set warmup=64
-    does without a cache. Hot code reaches the optimising tier all the same, and the output
-    is the native program's."""
+def test_without_a_cache_interpreted_code_goes_straight_to_the_optimising_tier(tmp_path):
+    """warmup=auto: a run that keeps nothing (--no-cache) never compiles interpreted blocks
+    cold: a block that turns hot goes from the interpreter to the optimising tier; a run whose
+    cache keeps the code compiles after 64 runs, as --set warmup=64 does without a cache. Hot
+    code reaches the optimising tier all the same, and the output is the native program's."""
     native = run_native(BUILD / "hotloops-glibc", env=clean_env())
     env = dict(clean_env(), XDG_CACHE_HOME=str(tmp_path))
     shutil.copytree(SESSION_CACHE / "jitbt" / "handlers", tmp_path / "jitbt" / "handlers")
@@ -74,10 +73,7 @@ def test_without_a_cache_only_code_about_to_turn_hot_is_compiled_cold(tmp_path):
         assert r.stdout == native.stdout and r.returncode == native.returncode
         assert _stat(r, r"hot regions \(optimising tier\)") > 0
     warmed = [_stat(r, "blocks compiled once interpreted") for r in (auto, early, kept)]
-    # ([1, 73, 73] while the vectorised array loop's shapes were missing from the handler
-    # library, so that it was compiled without being interpreted first; [21, 82, 82] since:
-    # that loop's warm-up, when it is about to turn hot, takes in the blocks around it that ran.)
-    assert warmed[0] * 3 < warmed[1] and warmed[0] * 3 < warmed[2], warmed
+    assert warmed[0] == 0 and warmed[1] > 20 and warmed[2] > 20, warmed
     assert "warmup=auto" in auto.stderr.decode()
 
 

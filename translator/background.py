@@ -47,6 +47,7 @@ class Background:
         self._paused = False
         self._stopped = False
         self.seconds = 0.0          # spent compiling on the worker (parse, optimise, emit)
+        self.seconds_start = 0.0    # ... and starting LLVM there (its target machine, ...)
         self.jobs = 0
         _LIVE.add(self)
 
@@ -125,12 +126,14 @@ class Background:
         with self._cv:
             self._busy = True           # (a fork waits while the worker is inside LLVM)
         setup = tm = pb = None
+        t0 = time.perf_counter()
         try:
             tm = llvmraw.TargetMachine(self.opt_level)    # (LLVM starts when first needed)
             pb = llvmraw.PassBuilder(tm, self.opt_level) if self.opt_level else None
         except Exception as e:          # every job fails with it (reported by the main thread)
             setup = f"starting LLVM on the compile thread: {e}"
         with self._cv:
+            self.seconds_start += time.perf_counter() - t0
             self._busy = False
             self._cv.notify_all()
         while True:

@@ -60,11 +60,14 @@ The knobs, with what each value means:
 - ``warmup``: runs of an interpreted block before the cold tier compiles it (with the blocks
   around it that ran). Like ``baseline``, not part of cache keys. ``auto`` (the default): 64
   runs when the persistent cache keeps what is compiled (later runs load it, so compiling pays
-  off over them), and in a run that keeps nothing (``--no-cache``) only when the block is
-  about to turn hot (runtime/dispatcher.py): a cold module costs about a millisecond a block,
-  which the few thousand runs of interpreting a block that is not hot do not (``--no-cache``
-  runs of the benchmark workloads: wall time the same or 1-5% less, a quarter to a third less
-  translation time; hello world 0.168 -> 0.148 s). Warm runs with 64: slower with more.
+  off over them), and in a run that keeps nothing (``--no-cache``, with an optimising tier)
+  never: a block goes from the interpreter to the optimising tier when it turns hot, and is
+  interpreted while its region compiles (runtime/dispatcher.py): a cold module costs about a
+  millisecond a block, which the few thousand runs of interpreting a block that is not hot do
+  not (``--no-cache`` runs of the benchmark workloads: wall time the same or 1-5% less, a
+  quarter to a third less translation time; hello world 0.168 -> 0.148 s), and a loop's
+  cold code runs no faster than its interpreted records (sha256 1.87 -> 1.72 s without that
+  last warm-up). Warm runs with 64: slower with more.
 - ``background``: ``on`` hot regions are optimised and compiled on a second thread while the
   guest runs on in its cold code, and enter the lookup table when they are ready; ``off`` the
   guest waits for each (HotSpot's -Xbatch), so when hot code takes over depends only on run
