@@ -5,13 +5,15 @@ dispatcher, itself compiled by LLVM, loops: look rip up, call the block, repeat 
 CONTINUE. Translated code mostly does not come back to it: a block that knows where it goes on
 (or computed it: ret, indirect jumps) looks its successor up in the same table and tail-calls it
 (chaining, translator/lifter.py ``chain``), counting runs the same way. The dispatcher returns to
-Python only for a miss, an exit a block asked for (syscall, helper, fault), or when its block
-budget (or the state's ``ticks``, which chained transfers spend) runs out, so Python can notice
-signals and stop requests::
+Python only for a miss, an exit a block asked for (syscall, helper, fault), or when the
+state's ``ticks`` run out (blocks it runs and chained transfers spend them), so Python can
+notice signals, stop requests and hot regions compiled in the background (whose thread sets
+them to 0)::
 
     d = Dispatcher(codegen)
     d.insert(translation)
-    code = d.run(state, mem_base, perm_base, budget=1_000_000)
+    state.ticks = 1_000_000
+    code = d.run(state, mem_base, perm_base)
 """
 from __future__ import annotations
 
@@ -64,7 +66,7 @@ def _hash_ir(rip: str) -> list[str]:
 
 
 DISPATCH_IR = MODULE_HEADER + RUNTIME_DEFS + f"""
-define i32 @dispatch(ptr noalias %st, ptr %mem, ptr %perm, ptr %table, i64 %budget, i64 %hot) {{
+define i32 @dispatch(ptr noalias %st, ptr %mem, ptr %perm, ptr %table, i64 %hot) {{
 entry:
 {native_entry("%st")}
   %rip_p = getelementptr %State, ptr %st, i64 0, i32 {field_index("rip")}
@@ -73,9 +75,9 @@ entry:
   store ptr %table, ptr %table_p
   %hot_p = getelementptr %State, ptr %st, i64 0, i32 {field_index("hot")}
   store i64 %hot, ptr %hot_p
+  %ticks_p = getelementptr %State, ptr %st, i64 0, i32 {field_index("ticks")}
   br label %loop
 loop:
-  %n = phi i64 [ %budget, %entry ], [ %n1, %next ]
   %rip = load i64, ptr %rip_p
 """ + "\n".join(_hash_ir("%rip")) + f"""
   %e = getelementptr {TABLE_ENTRY}, ptr %table, i64 %h
@@ -101,8 +103,10 @@ run:
   %cont = icmp eq i32 %r, {Exit.CONTINUE}
   br i1 %cont, label %next, label %out
 next:
+  %n = load i64, ptr %ticks_p
   %n1 = sub i64 %n, 1
-  %more = icmp ne i64 %n1, 0
+  store i64 %n1, ptr %ticks_p
+  %more = icmp sgt i64 %n1, 0
   br i1 %more, label %loop, label %spent
 out:
   ret i32 %r
@@ -117,7 +121,7 @@ spent:
 """
 
 DISPATCH_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                               ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64)
+                               ctypes.c_void_p, ctypes.c_uint64)
 
 
 class Dispatcher:
@@ -201,6 +205,6 @@ class Dispatcher:
         if e.key == t.address:
             e.key = EMPTY
 
-    def run(self, state_addr: int, mem_base: int, perm_base: int, budget: int,
+    def run(self, state_addr: int, mem_base: int, perm_base: int,
             hot: int = HOT_THRESHOLD) -> int:
-        return self._fn(state_addr, mem_base, perm_base, self.table_addr, budget, hot)
+        return self._fn(state_addr, mem_base, perm_base, self.table_addr, hot)

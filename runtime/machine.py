@@ -62,6 +62,7 @@ class Machine:
                                      kept=store is not None, tiered=self.translator.tiered)
         d = self.dispatcher
         self.translator.on_hold = lambda a, held: d.hold(a) if held else d.release(a)
+        self.translator.on_compiled = self._come_back
         self.translator.peek = self._peek
         self.translator.cache.on_evict = self.dispatcher.remove
         self.mem.on_unmap = self._code_unmapped
@@ -177,9 +178,16 @@ class Machine:
         names = Exit.NAMES
         clock = time.perf_counter
         while True:
+            # (the budget before the look at the background thread's regions: one it finishes
+            # after the look sets the ticks to 0, and the guest comes back for it at once)
             st.ticks = BUDGET
+            if tr.pending:                  # hot regions compiled in the background
+                for t in tr.finished():
+                    disp.insert(t)
+            if tr.handlers is not None and tr.handlers.building:
+                tr.handlers.poll()          # interpreter handlers built in the background
             t0 = clock()
-            code = disp.run(self.state_addr, mem_base, perm_base, BUDGET)
+            code = disp.run(self.state_addr, mem_base, perm_base)
             self.seconds_native += clock() - t0
             self.exit_counts[names.get(code, "?")] = self.exit_counts.get(names.get(code, "?"), 0) + 1
             if code == Exit.MISS:
@@ -187,11 +195,14 @@ class Machine:
                     disp.insert(t)
             else:
                 self._serve(code)
-            if tr.pending:                  # hot regions compiled in the background
-                for t in tr.finished():
-                    disp.insert(t)
-            if tr.handlers is not None and tr.handlers.building:
-                tr.handlers.poll()          # interpreter handlers built in the background
+
+    def _come_back(self) -> None:
+        """Have the guest's code return to the runtime soon (from another thread): the
+        dispatcher and chained transfers spend the state's ticks, and leave (Exit.BUDGET) when
+        none are left. A hot region keeps its ticks in a register and sees this at its next
+        exit; interpreted and cold code at the next block. (A region used to wait up to a
+        budget, 1M blocks of interpreted code: crc32's loop, interpreted meanwhile, 10 ms.)"""
+        self.state.ticks = 0
 
     def _serve(self, code: int) -> None:
         """Do what translated code left the dispatcher for (other than a miss)."""

@@ -125,3 +125,25 @@ def test_a_budget_exit_writes_back_the_flags_its_target_reads_first(carry_region
     assert st.gpr[0] == trips * rdx % (1 << 64) and st.gpr[RCX] == 100 - trips
     assert st.cf == carries[-1]
     assert st.gpr[RBX] == sum(carries[:-1])
+
+
+@pytest.mark.parametrize("ticks", [1, 5, 40])
+def test_the_dispatcher_spends_the_state_ticks(ticks):
+    """Blocks the dispatcher runs spend the state's ticks as chained transfers do: it leaves
+    (Exit.BUDGET) when they are spent, so a thread that sets them to 0 (the background
+    compiler, when a hot region is ready: runtime/machine.py) has the guest come back at the
+    next block. A one-block loop that returns to the dispatcher every trip (chain=off) runs
+    exactly `ticks` trips."""
+    from runtime.dispatcher import Dispatcher
+    mem = GuestMemory()
+    mem.map(BASE, 0x1000, PERM_R | PERM_X)
+    mem.poke(BASE, assemble(f"add rax, 1; jmp {BASE:#x}", BASE))
+    tr = Translator(mem.fetch, Knobs(background="off", chain="off"))
+    disp = Dispatcher(tr.codegen)
+    (t,) = tr.compile_blocks([tr.decoder.decode_block(mem.fetch, BASE)], hot=False)
+    disp.insert(t)
+    st = CPUState()
+    st.rip, st.ticks = BASE, ticks
+    code = disp.run(ctypes.addressof(st), mem.base, mem.perm_base)
+    assert code == Exit.BUDGET and st.rip == BASE
+    assert st.gpr[RAX] == ticks and st.ticks == 0

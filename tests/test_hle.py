@@ -136,7 +136,7 @@ class Caller:
         m, st, disp = self.m, self.m.state, self.m.dispatcher
         while True:
             st.ticks = 1 << 20
-            code = disp.run(m.state_addr, m.mem.base, m.mem.perm_base, 1 << 20)
+            code = disp.run(m.state_addr, m.mem.base, m.mem.perm_base)
             if code == Exit.MISS:
                 if st.rip == stop:
                     return None

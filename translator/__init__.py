@@ -147,6 +147,9 @@ class Translator:
         # on_hold(address, True): a block is in a region being compiled there; False: the region
         # is in (the runtime's dispatcher keeps such blocks from turning hot on their own).
         self.on_hold = lambda address, held: None
+        # on_compiled(): a region is compiled in the background (called on that thread): the
+        # runtime has the guest come back soon, so that it is entered (see finished).
+        self.on_compiled = None
         # peek(address): the 8-byte pointer the guest may read there now, or None.
         self.peek = lambda address: None
         # Region growth: a hot region takes in the blocks that had run when its head turned
@@ -834,7 +837,7 @@ class Translator:
     def _submit(self, key: str, blocks) -> None:
         if self.background is None:
             from .background import Background
-            self.background = Background(self.codegen.opt_level)
+            self.background = Background(self.codegen.opt_level, self.on_compiled)
         name = f"r{key[:20]}"
         ir = self._region_ir(blocks, name)
         self._supersede(blocks)

@@ -37,8 +37,11 @@ _LIVE: "weakref.WeakSet[Background]" = weakref.WeakSet()
 
 
 class Background:
-    def __init__(self, opt_level: int):
+    def __init__(self, opt_level: int, on_done=None):
+        """`on_done()`: called on the worker when a job is finished (the runtime asks the
+        guest's code to come back to it, which then takes the job's object at once)."""
         self.opt_level = opt_level
+        self.on_done = on_done
         self._cv = threading.Condition()
         self._todo: collections.deque = collections.deque()    # (key, ir text)
         self._done: collections.deque = collections.deque()    # (key, object, error, seconds)
@@ -159,6 +162,8 @@ class Background:
                 self._done.append((key, data, error, seconds))
                 self._busy = False
                 self._cv.notify_all()
+            if self.on_done is not None:
+                self.on_done()
 
     def _compile(self, text: str, tm, pb) -> bytes:
         return llvmraw.emit_object(text, tm, pb)
