@@ -30,7 +30,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
-from dataclasses import dataclass
+from translator.plain import dataclass
 
 from translator.costs import NOMINAL_HZ
 

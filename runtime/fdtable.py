@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import resource
-from dataclasses import dataclass
+from translator.plain import dataclass
 
 
 def _host_nofile() -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from translator.plain import dataclass
 
 from translator.state import ADDRESS_LIMIT, PAGE_SIZE, PERM_R, PERM_W, PERM_X
 

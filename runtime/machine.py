@@ -14,7 +14,7 @@ import ctypes
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from translator.plain import dataclass, field
 
 from translator import Translator
 from translator.knobs import Knobs

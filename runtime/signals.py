@@ -34,7 +34,7 @@ import struct
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from translator.plain import dataclass
 
 from translator.state import ADDRESS_LIMIT, PAGE_SHIFT, SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP
 

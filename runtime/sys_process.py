@@ -18,7 +18,7 @@ import os
 import resource
 import struct
 import threading
-from dataclasses import dataclass, field
+from translator.plain import dataclass, field
 
 from .sys_files import host_syscall
 from .syscalls import syscall

@@ -21,7 +21,7 @@ import errno
 import os
 import select
 import struct
-from dataclasses import dataclass
+from translator.plain import dataclass
 from collections.abc import Callable     # (not typing: 3 ms of a warm start)
 
 from translator.state import PAGE_SIZE, PERM_R, PERM_W

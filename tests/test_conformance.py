@@ -8,7 +8,6 @@ conformance`` runs the same table outside pytest.
 """
 from __future__ import annotations
 
-import dataclasses
 import random
 import zlib
 
@@ -19,6 +18,7 @@ from translator.conformance import (FLAGS, Form, assert_matches_host, check_form
                                     require)
 from translator.conformance.forms_int import ALL_FORMS, MEM, PAIRS, PTR, check, vectors
 from translator.conformance.hostcpu import GPR_NAMES
+from translator.plain import replace
 from translator.semantics import SEMANTICS
 
 
@@ -57,7 +57,7 @@ def test_count_zeros_follow_cpu_model(cpus, monkeypatch, text, claimed):
     sem = SEMANTICS[m]
     undefined = "of sf af pf" if claimed else "cf of sf af pf"
     monkeypatch.setitem(SEMANTICS, m,
-                        dataclasses.replace(sem, undefined=frozenset(undefined.split())))
+                        replace(sem, undefined=frozenset(undefined.split())))
     if not claimed:
         host = HostWithoutFeature(host)
     w = {"cx": 16, "ecx": 32, "rcx": 64, "r9w": 16, "r9d": 32, "r9": 64}[text.split()[1][:-1]]

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from dataclasses import dataclass, field
+from .plain import dataclass, field
 
 from .cache import BlockCache, Translation
 from .codegen import Codegen, CompileError

@@ -11,7 +11,7 @@ native lookup table must forget the block too)::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .plain import dataclass, field
 
 from cachetools import LRUCache
 

@@ -18,7 +18,7 @@ import ctypes
 import importlib.util
 import os
 import struct
-from dataclasses import dataclass, field
+from .plain import dataclass, field
 
 from . import rewrite
 from .state import GPR_NAMES

@@ -29,7 +29,7 @@ import json
 import os
 import struct
 import time
-from dataclasses import replace
+from .plain import replace
 from pathlib import Path
 
 from . import interp

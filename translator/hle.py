@@ -36,7 +36,7 @@ retired-instruction counts (knob ``count``) and --trace do not see inside a repl
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from .plain import dataclass
 
 from .runtime_ir import BLOCK_CC, CHECK_DEF, FUNCTION_ARGS, MODULE_HEADER
 from .state import ADDRESS_LIMIT, PAGE_SIZE, PERM_R, PERM_W, Exit, field_index

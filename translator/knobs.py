@@ -75,7 +75,7 @@ The knobs, with what each value means:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from .plain import dataclass, fields, replace
 
 DEFAULT_LEVEL = "block"
 

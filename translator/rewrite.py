@@ -16,7 +16,7 @@ Actions:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .plain import dataclass
 
 from .state import SIGILL, SIGSEGV, SIGTRAP, Exit
 

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import ctypes
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from runtime.memory import GuestMemory
 from translator import Translator
 from translator.knobs import Knobs
+from translator.plain import replace
 from translator.semantics import SEMANTICS
 from translator.state import FPU_CW_DEFAULT, PERM_R, PERM_W, PERM_X, CPUState, Exit
 

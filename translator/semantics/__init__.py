@@ -18,7 +18,7 @@ kind and width, checked memory, flag helpers and condition codes. Semantics neve
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..plain import dataclass
 from typing import Callable
 
 
