@@ -1,7 +1,7 @@
 """The part of `dataclasses` jitbt uses, without importing it.
 
 Importing dataclasses imports inspect, and with it ast, dis, tokenize and linecache: 7-8 ms of
-every jitbt start (hello world takes about 120 ms cold), for 17 record classes on the start-up
+every jitbt start (hello world takes about 120 ms cold), for 15 record classes on the start-up
 path. ``dataclass`` here makes the same classes from the same declarations (annotated fields in
 order, defaults, ``field(default_factory=...)``, ``frozen`` and ``slots``): an ``__init__``
 with those defaults, ``__repr__``, ``__eq__`` over the fields, and for a frozen class
