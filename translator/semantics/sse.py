@@ -205,13 +205,6 @@ def shuffle(L, t: Lanes, a: str, c: str, idx) -> str:
     return L.b.emit(f"shufflevector {t.vt} {a}, {t.vt} {c}, <{len(idx)} x i32> <{mask}>")
 
 
-def imm8(insn) -> int:
-    op = insn.ops[-1]
-    if op.kind != "imm":
-        unsupported("expected an immediate")
-    return op.imm & 0xFF
-
-
 class Imm8:
     """An instruction's imm8 for a semantic that can take it known or read at run time (an
     interpreter handler's, read from its record: irbuilder.IRValue), so that one handler serves
