@@ -174,19 +174,44 @@ def test_objects_it_declines_are_loaded_by_mcjit():
     assert g() == ctypes.c_void_p.in_dll(ctypes.CDLL(None), "environ").value
 
 
-@pytest.mark.parametrize("opt", [0, 2])
-def test_object_code_made_without_llvmlite_binding_computes_what_mcjit_computes(opt):
+@pytest.mark.parametrize("opt,whole", [(0, False), (2, False), (2, True)])
+def test_object_code_made_without_llvmlite_binding_computes_what_mcjit_computes(opt, whole):
     """translator/llvmraw.py calls llvmlite's library without its Python layer: the object
-    code it makes (optimised at -O2, or not at all) computes what MCJIT's code of the same IR
-    computes."""
+    code it makes (optimised at -O2 by the translations' function pipeline or by LLVM's whole
+    default pipeline, or not at all) computes what MCJIT's code of the same IR computes."""
     from translator import llvmraw
     tm = llvmraw.TargetMachine(opt)
-    data = llvmraw.emit_object(IR, tm, llvmraw.PassBuilder(tm, opt) if opt else None)
+    data = llvmraw.emit_object(IR, tm, llvmraw.PassBuilder(tm, opt, whole) if opt else None)
     mcjit = Codegen(2)          # (its engine holds the reference's code)
     reference = F(mcjit.compile(IR, ["f"])["f"])
     ours = F(ObjectLoader().load(data)["f"])
     for a, b in INPUTS * 2:
         assert ours(a, b) == reference(a, b)
+
+
+def test_the_function_pipeline_inlines_always_inline_helpers_and_optimises():
+    """The translations' pipeline (llvmraw.PassBuilder) first inlines the always-inline
+    helpers (the lifter's memory check is one) and drops them, then simplifies the function:
+    a loop kept in an alloca becomes a closed form without a stack frame, and the helper is
+    gone from the object. The result still computes what the unoptimised code computes."""
+    from translator import llvmraw
+    ir = ("define internal i64 @twice(i64 %x) alwaysinline {\n  %y = shl i64 %x, 1\n"
+          "  ret i64 %y\n}\n"
+          "define i64 @f(i64 %n) {\nentry:\n  %acc = alloca i64\n  store i64 0, ptr %acc\n"
+          "  br label %loop\nloop:\n  %i = phi i64 [0, %entry], [%i1, %loop]\n"
+          "  %a = load i64, ptr %acc\n  %t = call i64 @twice(i64 %i)\n"
+          "  %a1 = add i64 %a, %t\n  store i64 %a1, ptr %acc\n  %i1 = add i64 %i, 1\n"
+          "  %done = icmp uge i64 %i1, %n\n  br i1 %done, label %out, label %loop\n"
+          "out:\n  %r = load i64, ptr %acc\n  ret i64 %r\n}\n")
+    plain = llvmraw.emit_object(ir, llvmraw.TargetMachine(0), None)
+    tm = llvmraw.TargetMachine(2)
+    optimised = llvmraw.emit_object(ir, tm, llvmraw.PassBuilder(tm, 2))
+    assert b"twice" in plain and b"twice" not in optimised
+    assert len(optimised) < len(plain)
+    f0 = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64)(ObjectLoader().load(plain)["f"])
+    f2 = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64)(ObjectLoader().load(optimised)["f"])
+    for n in (1, 2, 7, 1000, 123457):
+        assert f2(n) == f0(n) == sum(2 * i for i in range(n))
 
 
 def test_ir_that_does_not_parse_or_verify_is_an_error_not_a_crash():

@@ -37,10 +37,11 @@ _LIVE: "weakref.WeakSet[Background]" = weakref.WeakSet()
 
 
 class Background:
-    def __init__(self, opt_level: int, on_done=None):
+    def __init__(self, opt_level: int, on_done=None, whole: bool = False):
         """`on_done()`: called on the worker when a job is finished (the runtime asks the
-        guest's code to come back to it, which then takes the job's object at once)."""
-        self.opt_level = opt_level
+        guest's code to come back to it, which then takes the job's object at once).
+        `whole`: LLVM's default module pipeline (llvmraw.PassBuilder)."""
+        self.opt_level, self.whole = opt_level, whole
         self.on_done = on_done
         self._cv = threading.Condition()
         self._todo: collections.deque = collections.deque()    # (key, ir text)
@@ -132,7 +133,7 @@ class Background:
         t0 = time.perf_counter()
         try:
             tm = llvmraw.TargetMachine(self.opt_level)    # (LLVM starts when first needed)
-            pb = llvmraw.PassBuilder(tm, self.opt_level) if self.opt_level else None
+            pb = llvmraw.PassBuilder(tm, self.opt_level, self.whole) if self.opt_level else None
         except Exception as e:          # every job fails with it (reported by the main thread)
             setup = f"starting LLVM on the compile thread: {e}"
         with self._cv:

@@ -111,6 +111,7 @@ class HandlerLibrary:
         self.threaded = threaded
         self.saving = save
         self.background = None
+        self.passes = None                    # this thread's whole-module -O2 (llvmraw)
         self.addr: dict[str, int] = {}        # shape key -> handler address
         self.static: set[str] = set()         # shape keys whose handlers are per encoding
         self.entries: list = []               # [key, bytes, address] of each handler loaded
@@ -250,6 +251,14 @@ class HandlerLibrary:
         return (interp.library_text(texts, table),
                 {"table": table, "handlers": entries, "static": sorted(self.static)})
 
+    def _passes(self, tm):
+        """The pass builder of chunks compiled on this thread: LLVM's whole default -O2
+        pipeline, not the translations' function pipeline (llvmraw.PassBuilder)."""
+        from . import llvmraw
+        if self.passes is None:
+            self.passes = llvmraw.PassBuilder(tm, 2, whole=True)
+        return self.passes
+
     def build(self, wanted: dict | None = None, parts: int = 1) -> int:
         """Compile the wanted handlers now into chunks that are loaded and saved (`parts` of
         them at once, all but one on other threads); returns how many were built."""
@@ -265,13 +274,14 @@ class HandlerLibrary:
         modules = [self.module(dict(items[i::parts])) for i in range(parts)]
         workers = []
         for text, index in modules[1:]:
-            workers.append(Background(2))
+            workers.append(Background(2, whole=True))
             workers[-1].submit(index["table"], text)
         cg = self.codegen
         results = []
         try:
             text, index = modules[0]
-            results.append((index, llvmraw.emit_object(text, *cg.raw)))
+            tm, _ = cg.raw
+            results.append((index, llvmraw.emit_object(text, tm, self._passes(tm))))
         except RuntimeError as e:
             results.append((index, e))
         for bg, (_, index) in zip(workers, modules[1:]):
@@ -296,7 +306,7 @@ class HandlerLibrary:
             return
         if self.background is None:
             from .background import Background
-            self.background = Background(2)
+            self.background = Background(2, whole=True)
         if self._jobs:
             return             # one chunk at a time: the next takes what is wanted meanwhile
         t0 = time.perf_counter()
