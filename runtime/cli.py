@@ -206,6 +206,7 @@ def cmd_cache(a) -> int:
     """`jitbt cache info|clear`: the persistent translation cache, and the interpreter's
     handler libraries beside it (translator/handlers.py)."""
     from translator.handlers import libraries
+    from translator.host import choice as host_choice
     from translator.persist import RUNTIME, ObjectStore
     store = ObjectStore.default()
     if a.action == "clear":
@@ -224,6 +225,9 @@ def cmd_cache(a) -> int:
     total = sum(n for n, _ in kinds.values())
     size = sum(b for _, b in kinds.values())
     print(f"{store.folder}: {total} entries, {size / 1e6:.1f} MB")
+    from translator import llvmraw
+    cpu = llvmraw.host_cpu()[0] or "baseline x86-64"
+    print(f"  code is generated for {cpu} (JITBT_HOST_CPU={host_choice()}; native or generic)")
     for suffix, (n, b) in sorted(kinds.items()):
         print(f"  {names.get(suffix, suffix)}: {n} ({b / 1e6:.1f} MB)")
     for folder in libraries(store.folder):
@@ -288,6 +292,12 @@ def cmd_conformance(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from translator import host
+    try:
+        host.identity()           # (a bad JITBT_HOST_CPU: said once, before anything runs)
+    except host.HostChoiceError as e:
+        sys.stderr.write(f"jitbt: {e}\n")
+        return 2
     try:
         if args.command == "run":
             return cmd_run(args)

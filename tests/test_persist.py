@@ -9,13 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import BUILD, ROOT, run_jitbt
 
 GUEST = BUILD / "libcmix-glibc"
 
 
-def _run(cache: Path, tmp: Path, *extra):
-    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
+def _run(cache: Path, tmp: Path, *extra, host: str = "native"):
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache), JITBT_HOST_CPU=host)
     out = tmp / f"out{len(list(tmp.iterdir()))}"
     out.mkdir()
     # (background=off: which hot regions reach the store must not depend on the thread's
@@ -51,6 +53,51 @@ def test_warm_run_loads_instead_of_compiling(tmp_path):
     # every other region is found by its stored shape and loaded without decoding.
     assert _stat(warm, "blocks decoded") == _stat(warm, r"hot regions \(optimising tier\)", 2)
     assert _stat(cold, "blocks decoded") > 10 * _stat(warm, "blocks decoded")
+
+
+def test_code_for_this_cpu_and_generic_code_are_kept_apart(tmp_path):
+    """Code generated for this host's CPU (JITBT_HOST_CPU=native, the default) and baseline
+    x86-64 code (generic) are stored under different keys: a run of one finds none of the
+    other's, its second run finds all of its own, and both run the guest as it runs
+    natively."""
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    runs.mkdir()
+    native = _run(cache, runs)
+    generic = _run(cache, runs, host="generic")
+    again = _run(cache, runs, host="generic")
+    assert native.stdout == generic.stdout == again.stdout == _stdout_of_native(tmp_path)
+    n, g, a = _store(native), _store(generic), _store(again)
+    assert n["stored"] > 10 and g["hits"] == 0 and g["stored"] > 10
+    assert a["misses"] == 0 and a["hits"] == g["stored"]
+
+
+def test_the_cpu_in_the_keys_is_the_cpu_code_is_generated_for(monkeypatch):
+    """The keys describe the host CPU by /proc/cpuinfo (read without LLVM); the code generator
+    is told LLVM's own detection of the same CPU. Both read cpuid: a feature the kernel
+    reports is one LLVM generates code with, and one it does not report is not."""
+    from translator import host, llvmraw
+    monkeypatch.delenv(host.ENV, raising=False)
+    monkeypatch.setattr(host, "_identity", None)
+    monkeypatch.setattr(llvmraw, "_HOST_CPU", None)
+    if host.choice() != "native":
+        pytest.skip("this host has no /proc/cpuinfo to describe its CPU by")
+    flags = set(host.identity().split("flags: ", 1)[1].split("\n", 1)[0].split())
+    cpu, features = llvmraw.host_cpu()
+    assert cpu and cpu != "generic"
+    llvm = {f[1:]: f[0] == "+" for f in features.split(",") if f}
+    # cpuinfo's name for each feature, where LLVM's differs
+    for ours, theirs in [("avx", "avx"), ("avx2", "avx2"), ("fma", "fma"), ("bmi1", "bmi"),
+                         ("bmi2", "bmi2"), ("popcnt", "popcnt"), ("sse4_2", "sse4.2"),
+                         ("avx512f", "avx512f"), ("abm", "lzcnt")]:
+        if theirs in llvm:
+            assert (ours in flags) == llvm[theirs], (ours, theirs)
+
+
+def test_a_host_cpu_choice_that_is_not_one_is_refused(tmp_path):
+    r = run_jitbt("run", BUILD / "hello", env=dict(os.environ, JITBT_HOST_CPU="pentium"))
+    assert r.returncode == 2 and r.stdout == b""
+    assert r.stderr.decode().strip() == \
+        "jitbt: JITBT_HOST_CPU='pentium': expected one of native, generic"
 
 
 def _stat(r, name: str, group: int = 1) -> int:

@@ -65,7 +65,9 @@ class Codegen:
             t0 = time.perf_counter()
             llvm = _initialise()
             target = llvm.Target.from_default_triple()
-            tm = target.create_target_machine(opt=self.opt_level, codemodel="jitdefault", jit=True)
+            cpu, features = llvmraw.host_cpu()
+            tm = target.create_target_machine(cpu=cpu, features=features, opt=self.opt_level,
+                                              codemodel="jitdefault", jit=True)
             engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
             pb = llvm.create_pass_builder(
                 tm, llvm.create_pipeline_tuning_options(speed_level=self.opt_level))

@@ -26,6 +26,8 @@ import threading
 import time
 from ctypes import POINTER, c_bool, c_char_p, c_int, c_size_t, c_void_p
 
+from . import host
+
 _LOCK = threading.Lock()
 _LIB = None
 seconds_start = 0.0          # loading the library and setting up the native target (once)
@@ -37,6 +39,8 @@ _SIGNATURES = {
     "LLVMPY_LoadLibraryPermanently": ((c_char_p, POINTER(c_char_p)), c_bool),
     "LLVMPY_DisposeString": ((c_void_p,), None),
     "LLVMPY_GetDefaultTargetTriple": ((POINTER(c_char_p),), None),
+    "LLVMPY_GetHostCPUName": ((POINTER(c_char_p),), None),
+    "LLVMPY_GetHostCPUFeatures": ((POINTER(c_char_p),), c_int),
     "LLVMPY_GetTargetFromTriple": ((c_char_p, POINTER(c_char_p)), c_void_p),
     "LLVMPY_CreateTargetMachine": ((c_void_p, c_char_p, c_char_p, c_char_p, c_int, c_char_p,
                                     c_char_p, c_int, c_int, c_char_p), c_void_p),
@@ -134,18 +138,40 @@ def _string(fn, *args) -> str:
     return _free(fns, out)
 
 
+_HOST_CPU: tuple[str, str] | None = None
+
+
+def host_cpu() -> tuple[str, str]:
+    """The CPU name and feature string code is generated for: LLVM's host CPU and the features
+    it detects (translator/host.py: native), or ("", "") for baseline x86-64 (generic)."""
+    global _HOST_CPU
+    if _HOST_CPU is None:
+        if host.choice() == "native":
+            fns = lib()
+            out = c_char_p()
+            ok = fns.GetHostCPUFeatures(ctypes.byref(out))
+            features = _free(fns, out) if ok else ""
+            _HOST_CPU = (_string(fns.GetHostCPUName), features)
+        else:
+            _HOST_CPU = ("", "")
+    return _HOST_CPU
+
+
 class TargetMachine:
-    """A target machine for the host, generating code for JIT use ('jitdefault' code model) at
-    `opt` (the code generator's level); its data layout and triple, for the modules it emits."""
+    """A target machine for the host (its CPU and features: host_cpu), generating code for JIT
+    use ('jitdefault' code model) at `opt` (the code generator's level); its data layout and
+    triple, for the modules it emits."""
 
     def __init__(self, opt: int):
         fns = lib()
+        cpu, features = host_cpu()
         triple = _string(fns.GetDefaultTargetTriple).encode()
         err = c_char_p()
         target = fns.GetTargetFromTriple(triple, ctypes.byref(err))
         if not target:
             raise RuntimeError(f"no LLVM target for {triple.decode()}: {_free(fns, err)}")
-        self.handle = fns.CreateTargetMachine(target, triple, b"", b"", opt, b"default",
+        self.handle = fns.CreateTargetMachine(target, triple, cpu.encode(), features.encode(),
+                                              opt, b"default",
                                               b"jitdefault", 0, 1, b"")
         if not self.handle:
             raise RuntimeError("LLVM could not create a target machine")

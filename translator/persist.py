@@ -1,7 +1,8 @@
 """The persistent translation cache: LLVM object code on disk, keyed by what shapes it.
 
 A key is a hash of the guest code bytes and block shapes of a module, the tier that compiles it,
-the lifter's knobs, jitbt's version and LLVM's version (``module_key``). The object code MCJIT
+the lifter's knobs, jitbt's version, LLVM's version and the host CPU the code is generated for
+(translator/host.py; ``module_key``). The object code MCJIT
 produced for that module is stored under the key; a later run that translates the same code loads
 the object file instead of lifting, optimising and compiling again::
 
@@ -19,6 +20,8 @@ import os
 from pathlib import Path
 
 import llvmlite
+
+from . import host
 
 try:                          # CPython's own BLAKE2: hashlib loads OpenSSL, 3 ms of every start
     from _blake2 import blake2b as _blake2b
@@ -50,7 +53,8 @@ def module_key(parts: list, version: str, base: tuple = ()) -> str:
     (`base`: what is the same for every module of a run, hashed once and reused)."""
     start = _BASES.get((version, base))
     if start is None:
-        start = new_hash(f"jitbt {version} llvmlite {llvmlite.__version__}\0".encode())
+        start = new_hash(f"jitbt {version} llvmlite {llvmlite.__version__}\0"
+                         f"{host.identity()}\0".encode())
         for p in base:
             start.update(p if isinstance(p, bytes) else repr(p).encode())
             start.update(b"\0")
