@@ -8,10 +8,13 @@ values; conversions under every MXCSR rounding mode) are in translator/conforman
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from translator.conformance import MXCSR_DEFAULT, assemble, require
+from translator.conformance import MXCSR_DEFAULT, HostCPU, JitCPU, assemble, require
 from translator.conformance.forms_sse import ALL_FORMS, MIN_VECTORS, check
+from translator.semantics import hostexec
 from translator.state import SIGSEGV, Exit
 
 
@@ -19,6 +22,18 @@ from translator.state import SIGSEGV, Exit
 def test_sse_form_matches_host_cpu(cpus, form):
     host, jit = cpus
     require(check(host, jit, form), MIN_VECTORS)
+
+
+ARITHMETIC = [f for f in ALL_FORMS if re.match(r"(add|sub|mul|div)(ps|pd|ss|sd) ", f.text)]
+
+
+@pytest.mark.parametrize("form", ARITHMETIC, ids=[f.text for f in ARITHMETIC])
+def test_arithmetic_in_the_legacy_encoding_matches_host_cpu(monkeypatch, form):
+    """Below datapath add/sub/mul/div run the host's own instruction (hostexec.plain_xmm_op):
+    its VEX form where code is generated for a CPU with AVX (what the test above runs on
+    such a host), the legacy SSE form for generic code and CPUs without AVX: this one."""
+    monkeypatch.setattr(hostexec, "_VEX", False)
+    require(check(HostCPU(), JitCPU(tier="hot"), form), MIN_VECTORS)
 
 
 def test_form_count():

@@ -17,6 +17,7 @@ read, code is generic, so a key never stands for code a different CPU cannot run
     from translator import host
     host.choice()          # "native" or "generic"
     host.identity()        # what keys hold: "generic", or "native" and the CPU's description
+    host.has("avx")        # code may use AVX (only when native and the CPU has it)
 """
 from __future__ import annotations
 
@@ -55,6 +56,15 @@ def choice() -> str:
     """``native`` or ``generic``: JITBT_HOST_CPU (default native); generic where the host's
     CPU cannot be described (see identity)."""
     return identity().split("\n", 1)[0]
+
+
+def has(flag: str) -> bool:
+    """Is code generated for a CPU with `flag` (as /proc/cpuinfo names it: "avx", "avx2")?
+    Never with generic code."""
+    if choice() != "native":
+        return False
+    flags = identity().split("flags: ", 1)[1].split("\n", 1)[0]
+    return flag in flags.split()
 
 
 def identity() -> str:

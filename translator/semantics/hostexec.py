@@ -22,6 +22,7 @@ the hardware does. Not modelled: an exact tiny result raises underflow only when
 """
 from __future__ import annotations
 
+from .. import host
 from ..irbuilder import const
 from ..state import SIGFPE
 
@@ -85,11 +86,32 @@ def plain_xmm_op(L, text: str, old: str, src: str) -> str:
     """As xmm_op, under the host's MXCSR as it is (round to nearest, every exception masked,
     no DAZ or FTZ) and without collecting flags: the levels below datapath, which define SSE
     arithmetic that way. One host instruction gives x86's own NaN results, which written out
-    in IR cost about ten vector operations per instruction."""
+    in IR cost about ten vector operations per instruction. On a host with AVX (code generated
+    for it: translator/host.py) the instruction's VEX form, which computes the same from its
+    first source ($1, the destination's old value) into a register of its own: no copy to
+    keep the old value, and no legacy SSE instruction among the AVX code LLVM generates
+    around it (which costs Intel cores a transition or a merge when the upper halves of the
+    ymm registers are dirty)."""
     a = L.b.emit(f"bitcast i128 {old} to {XMM}")
     c = L.b.emit(f"bitcast i128 {src} to {XMM}")
-    r = L.b.emit(f'call {XMM} asm "{text}", "=x,0,x"({XMM} {a}, {XMM} {c})')
+    if _vex():
+        mnemonic, operands = text.split(" ", 1)
+        assert operands.endswith(", $0"), text
+        text, constraints = f"v{mnemonic} {operands[:-4]}, $1, $0", "=x,x,x"
+    else:
+        constraints = "=x,0,x"
+    r = L.b.emit(f'call {XMM} asm "{text}", "{constraints}"({XMM} {a}, {XMM} {c})')
     return L.b.emit(f"bitcast {XMM} {r} to i128")
+
+
+_VEX: bool | None = None
+
+
+def _vex() -> bool:
+    global _VEX
+    if _VEX is None:
+        _VEX = host.has("avx")
+    return _VEX
 
 
 def as_xmm(L, value: str) -> str:
