@@ -58,13 +58,17 @@ def choice() -> str:
     return identity().split("\n", 1)[0]
 
 
-def has(flag: str) -> bool:
-    """Is code generated for a CPU with `flag` (as /proc/cpuinfo names it: "avx", "avx2")?
-    Never with generic code."""
+def flags() -> frozenset:
+    """The feature flags (as /proc/cpuinfo names them: "avx", "avx2") of the CPU code is
+    generated for; none with generic code."""
     if choice() != "native":
-        return False
-    flags = identity().split("flags: ", 1)[1].split("\n", 1)[0]
-    return flag in flags.split()
+        return frozenset()
+    return frozenset(identity().split("flags: ", 1)[1].split("\n", 1)[0].split())
+
+
+def has(flag: str) -> bool:
+    """Is code generated for a CPU with `flag`? Never with generic code."""
+    return flag in flags()
 
 
 def identity() -> str:
