@@ -62,6 +62,11 @@ class Background:
             self._start()
             self._cv.notify_all()
 
+    def queued(self, key: str) -> bool:
+        """Is the job `key` waiting for the worker (not started)?"""
+        with self._cv:
+            return any(job[0] == key for job in self._todo)
+
     def cancel(self, key: str) -> bool:
         """Drop the job `key` if the worker has not started it; did it?"""
         with self._cv:
