@@ -9,6 +9,8 @@
   keeps it, and not waited for without one.
 - End to end: a guest's output is native's with background on and off, and --stats shows the
   work done on the thread.
+- A loop nest whose inner loop turned hot first is headed at that inner loop, whatever the
+  timing; a queued inner region is taken into the outer loop's region instead.
 """
 from __future__ import annotations
 
