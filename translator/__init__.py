@@ -655,19 +655,15 @@ class Translator:
                 # its exits, turns hot); so does the outer loop's block while the inner loop's
                 # region is in flight (one still queued is dropped instead: _supersede);
                 # once it is in, the outer loop's region is formed with that head.
-                entered = self._entered(blocks)
-                if entered is not None and self.waited.get(address, 0) < WAIT_LIMIT:
-                    self.waited[address] = self.waited.get(address, 0) + 1
-                    if entered in self.pending_heads:
-                        self._wait([entered], address)
-                    return []
-                inner = self._inner_head(blocks)
-                if inner in self.pending_heads and self._in_flight(inner) \
+                on_loop, inner = self._nest(blocks)
+                pending = inner in self.pending_heads
+                if inner is not None and (not on_loop or pending and self._in_flight(inner)) \
                         and self.waited.get(address, 0) < WAIT_LIMIT:
                     self.waited[address] = self.waited.get(address, 0) + 1
-                    self._wait([inner], address)
+                    if pending:
+                        self._wait([inner], address)
                     return []
-                if inner is not None and inner not in self.pending_heads:
+                if inner is not None and on_loop and not pending:
                     held = {b.start for b in blocks}
                     again = self.decode_region(inner, len(blocks), include=lambda a: a in held,
                                                indirect=indirect)
@@ -766,13 +762,14 @@ class Translator:
             if p != head:
                 self.left_out.setdefault(p, set()).add(head)
 
-    def _inner_head(self, blocks) -> int | None:
-        """The head of a hot region (compiled or being compiled) that heads an inner loop of
-        the loop `blocks` is formed around (at its first block): inside the same function (no
-        call on the way), with a cycle through it that does not pass the first block. See
-        promote."""
+    def _nest(self, blocks) -> tuple[bool, int | None]:
+        """For the region `blocks` formed at its first block: is that block on a loop inside
+        it, and the head of a hot region (compiled or being compiled) it meets, if any. On a
+        loop: a head of an inner loop (a cycle through it that does not pass the first block).
+        Not: a head the first block branches or falls straight to, which the region would
+        only enter. Paths stay in the function (over a call to the instruction after it).
+        See promote."""
         inside = {b.start: b for b in blocks}
-        first = blocks[0].start
         steps = {a: [x for x in _steps(b) if x in inside] for a, b in inside.items()}
 
         def reach(start, avoid):
@@ -784,33 +781,12 @@ class Translator:
                     todo += steps[a]
             return seen
 
+        first = blocks[0].start
         if first not in reach(first, None):
-            return None
-        for h in sorted(reach(first, first)):
-            if self._region_head(h) and h in reach(h, first):
-                return h
-        return None
-
-    def _entered(self, blocks) -> int | None:
-        """The head of a hot region (compiled or being compiled) that the region `blocks`,
-        formed at its first block, would only enter: the first block branches or falls
-        straight to it (no call), and no path inside the region (none through a call either)
-        comes back to the first block. See promote."""
-        inside = {b.start: b for b in blocks}
-        first = blocks[0]
-        heads = [a for a in _steps(first) if a in inside and a != first.start
-                 and self._region_head(a)]
-        if not heads:
-            return None
-        seen, todo = set(), [a for a in _steps(first) if a in inside]
-        while todo:
-            a = todo.pop()
-            if a == first.start:
-                return None
-            if a not in seen:
-                seen.add(a)
-                todo += [x for x in _steps(inside[a]) if x in inside]
-        return heads[0]
+            return False, next((a for a in steps[first] if a != first and self._region_head(a)),
+                               None)
+        return True, next((h for h in sorted(reach(first, first))
+                           if self._region_head(h) and h in reach(h, first)), None)
 
     def _in_flight(self, head: int) -> bool:
         """Is a region headed at `head` being compiled now (started: no longer to be
