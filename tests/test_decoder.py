@@ -212,3 +212,37 @@ def test_records_read_directly_match_capstones_own_python_objects(built_guests):
                     "mem", c.size, base_reg, c.mem.scale, c.mem.disp)
             elif c.reg in XMMS:
                 assert (o.kind, o.reg) == ("xmm", XMMS[c.reg])
+
+
+def test_blocks_end_where_capstone_says_control_leaves(built_guests):
+    """decode_block's own loop (translator/decoder.py, _Stream.block) against capstone's
+    Python binding: from every seventh instruction of a libc program's text, a block holds
+    the instructions capstone decodes from there, up to and including the first that jumps,
+    calls or returns (its groups) or that a rewrite rule ends a block at (syscall), or the
+    length limit."""
+    from elftools.elf.elffile import ELFFile
+    from translator import rewrite
+    with open(built_guests / "libcmix-glibc", "rb") as f:
+        text = ELFFile(f).get_section_by_name(".text")
+        code, base = text.data()[:60_000], text["sh_addr"]
+    cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    cs.detail = True
+    starts = [i.address for i in cs.disasm(code, base)][::7]
+    leaves = {capstone.CS_GRP_JUMP, capstone.CS_GRP_CALL, capstone.CS_GRP_RET,
+              capstone.CS_GRP_IRET}
+    fetch = lambda a, n: code[a - base:a - base + n] if base <= a < base + len(code) else b""
+    checked = 0
+    for limit in (MAX_BLOCK_INSNS, 3):
+        for start in starts[:-20]:
+            block = Decoder().decode_block(fetch, start, limit)
+            want = []
+            for c in cs.disasm(code[start - base:start - base + 15 * limit], start):
+                want.append(c)
+                rule = rewrite.RULES.get(c.mnemonic.split()[-1])
+                if leaves & set(c.groups) or rule is not None and rule.ends_block \
+                        or len(want) == limit:
+                    break
+            assert [(i.address, i.size, i.op_str) for i in block.insns] == \
+                [(c.address, c.size, c.op_str) for c in want], hex(start)
+            checked += 1
+    assert checked > 3000

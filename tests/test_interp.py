@@ -223,3 +223,23 @@ def test_cache_info_shows_the_handler_library(tmp_path):
     assert re.search(r"handler library \w+: [1-9]\d* chunks", info)
     run_jitbt("cache", "clear", env=env)
     assert "handler library" not in run_jitbt("cache", "info", env=env).stdout.decode()
+
+
+def test_records_are_made_as_shape_key_and_record_words_make_them():
+    """The interpreter makes a record's handler key and words in one pass over the operands
+    (interp.shape_words); they are those of shape_key and record_words, the functions the
+    persistent records and the handler library use, for every instruction of a libc
+    program's text that has no rule and whose operands the translator takes."""
+    from elftools.elf.elffile import ELFFile
+
+    from translator.decoder import disassemble
+    from translator.interp import record_words, shape_key, shape_words
+    with open(BUILD / "libcmix-glibc", "rb") as f:
+        text = ELFFile(f).get_section_by_name(".text")
+        code, base = text.data()[:100_000], text["sh_addr"]
+    insns = [i for i in disassemble(code, base) if i.rule is None and not i.bad_operands]
+    assert len(insns) > 10_000
+    for insn in insns:
+        key, words = shape_words(insn)
+        assert (key, tuple(words)) == (shape_key(insn, known=True), record_words(insn)), \
+            insn.describe()

@@ -266,6 +266,8 @@ class _Stream:
         self.mnemonic = (ctypes.c_char * 32).from_address(self.insn + _MNEMONIC)
         self.op_str = (ctypes.c_char * 160).from_address(self.insn + _OP_STR)
         self.detail_at = self.detail = None
+        self.ptr, self.left, self.pc = ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_uint64()
+        self.cursor = (ctypes.byref(self.ptr), ctypes.byref(self.left), ctypes.byref(self.pc))
 
     def _detail(self):
         """The view of the record's detail (capstone fills the one cs_malloc made: looked up
@@ -284,33 +286,84 @@ class _Stream:
         left, pc = ctypes.c_size_t(len(code)), ctypes.c_uint64(address)
         rec, n, step = self.insn, 0, _lib.cs_disasm_iter
         at, left_at, pc_at = ctypes.byref(ptr), ctypes.byref(left), ctypes.byref(pc)
+        record = self._record
         while (count is None or n < count) and step(_HANDLE, at, left_at, pc_at, rec):
             n += 1
-            yield self._record()
+            yield record()
+
+    def block(self, code: bytes, address: int, limit: int) -> tuple[list, int, bool]:
+        """The instructions of a block at the start of `code` (at guest `address`): up to a
+        branch, an instruction a rule ends a block at, or `limit` of them; with the address
+        after the last, and whether the block ended so (False: capstone stopped first). (The
+        loop of ``decode``, without a generator's cost an instruction.)"""
+        # (capstone's cursor is kept in the same three ctypes objects from block to block:
+        # making them, and their references, cost a block more than decoding one instruction)
+        self.ptr.value = ctypes.cast(code, ctypes.c_void_p).value   # (`code` stays referenced)
+        self.left.value, self.pc.value = len(code), address
+        rec, step, record = self.insn, _lib.cs_disasm_iter, self._record
+        at, left_at, pc_at = self.cursor
+        insns, ends, nxt = [], _ENDS, address
+        while step(_HANDLE, at, left_at, pc_at, rec):
+            insn = record()
+            insns.append(insn)
+            nxt = insn.address + insn.size
+            end = ends.get(insn.groups)
+            if end is None:
+                g = insn.groups
+                end = ends[g] = (CS_GRP_JUMP in g or CS_GRP_CALL in g or CS_GRP_RET in g
+                                 or CS_GRP_IRET in g)
+            if end or (insn.rule is not None and insn.rule.ends_block) or len(insns) >= limit:
+                return insns, nxt, True
+        return insns, nxt, False
 
     def _record(self) -> Insn:
-        """An Insn from capstone's record of the instruction just decoded."""
+        """An Insn from capstone's record of the instruction just decoded. (The decoder's
+        hot path: each step here is paid for every instruction a run decodes, 5,000 or more
+        for glibc's start-up alone; what repeats is looked up in tables that fill as a run
+        decodes: operands, mnemonics, groups.)"""
         raw = self.rec
         address, size = _INSN_FIELDS.unpack_from(raw)
-        d = self._detail().tobytes()       # (slices of bytes are cheaper than of a view)
+        at = _DETAIL_PTR.unpack_from(raw)[0]
+        if at != self.detail_at:
+            self._detail()
+        d = self.detail.tobytes()          # (slices of bytes are cheaper than of a view)
+        get = _OPERANDS.get
+        ops = []
         try:
-            ops = [_operand(d, _OPS + i * _OP_SIZE) for i in range(d[_NOPS])]
+            for at in range(_OPS, _OPS + d[_NOPS] * _OP_SIZE, _OP_SIZE):
+                ops.append(get(d[at:at + _OP_KEY]) or _operand(d, at))
         except (NotImplementedError, KeyError):
             ops = None
-        full = mnemonic = self.mnemonic.value.decode()
-        while " " in mnemonic:     # capstone writes prefixes into the mnemonic: "rep stosq"
-            pre, mnemonic = mnemonic.split(" ", 1)
-            if pre not in PREFIX_WORDS:
-                mnemonic = full
-                break
+        name = self.mnemonic.value
+        mnemonic = _MNEMONICS.get(name)
+        if mnemonic is None:
+            mnemonic = _MNEMONICS[name] = _mnemonic(name.decode())
         prefix = d[_PREFIX]
+        g = d[_GROUPS:_GROUPS + d[_NGROUPS]]
+        groups = _GROUP_SETS.get(g)
+        if groups is None:
+            groups = _GROUP_SETS[g] = tuple(g)
         insn = Insn(address, size, bytes(raw[_BYTES:_BYTES + size]), mnemonic,
-                    self.op_str.value.decode(), ops if ops is not None else [],
-                    tuple(d[_GROUPS:_GROUPS + d[_NGROUPS]]),
-                    rep=prefix if prefix in (0xF2, 0xF3) else 0, lock=prefix == 0xF0)
-        insn.bad_operands = ops is None
+                    self.op_str.value.decode(), ops if ops is not None else [], groups,
+                    prefix if prefix == 0xF2 or prefix == 0xF3 else 0, prefix == 0xF0, False,
+                    ops is None)
         insn.rule = rewrite.classify(insn)
         return insn
+
+
+def _mnemonic(full: str) -> str:
+    """The mnemonic of capstone's text, without the prefixes it writes into it ("rep stosq")."""
+    mnemonic = full
+    while " " in mnemonic:
+        pre, mnemonic = mnemonic.split(" ", 1)
+        if pre not in PREFIX_WORDS:
+            return full
+    return mnemonic
+
+
+_MNEMONICS: dict[bytes, str] = {}          # capstone's mnemonic text -> the Insn's mnemonic
+_GROUP_SETS: dict[bytes, tuple] = {}       # a detail's group bytes -> their tuple
+_ENDS: dict[tuple, bool] = {}              # groups -> do they make a branch (Insn.is_branch)?
 
 
 _STREAM = _Stream()
@@ -387,13 +440,10 @@ class Decoder:
         if not code:
             block.fetch_fault = address
             return block
-        pc = address
-        for insn in _STREAM.decode(code, address, limit):
-            block.insns.append(insn)
-            pc = insn.next
-            if insn.is_branch or (insn.rule is not None and insn.rule.ends_block) \
-                    or len(block.insns) >= limit:
-                return block
+        insns, pc, ended = _STREAM.block(code, address, limit)
+        block.insns = insns
+        if ended:
+            return block
         # capstone stopped early. With a full fetch at least MAX_INSN_LEN bytes remain, so the
         # bytes are invalid. With a short fetch (end of executable memory) the rest may be the
         # beginning of a valid instruction whose tail is not executable: that fetch faults.

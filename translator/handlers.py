@@ -128,10 +128,11 @@ class HandlerLibrary:
         self.loaded = False
 
     # ---- lookup ---------------------------------------------------------------------------------
-    def key_of(self, insn) -> str:
-        """The key of the handler of `insn`: its shape's, or its encoding's when the shape
-        needs handlers per encoding."""
-        key = interp.shape_key(insn, known=True)
+    def key_of(self, insn, key: str | None = None) -> str:
+        """The key of the handler of `insn`: its shape's (`key`: ``shape_key(insn, True)``,
+        when the caller has it), or its encoding's when the shape needs handlers per
+        encoding."""
+        key = key or interp.shape_key(insn, known=True)
         if key in self.static:
             return interp.static_key(insn)
         return key if key in self.addr else interp.shape_key(insn)
@@ -141,10 +142,10 @@ class HandlerLibrary:
         return [self.key_of(i) for i in block.insns] + [
             interp.FETCH_FAULT if block.fetch_fault is not None else interp.END]
 
-    def lookup(self, insn) -> int | None:
-        """The address of the handler of `insn`, or None when the library lacks it (it is
-        wanted then, unless it cannot be built)."""
-        key = self.key_of(insn)
+    def lookup(self, insn, key: str | None = None) -> int | None:
+        """The address of the handler of `insn` (`key`: as for key_of), or None when the
+        library lacks it (it is wanted then, unless it cannot be built)."""
+        key = self.key_of(insn, key)
         h = self.addr.get(key)
         if h is None and key not in self.broken and key not in self.building:
             self.wanted.setdefault(key, (insn, interp.is_static_key(key)))

@@ -105,6 +105,31 @@ def shape_key(insn, known: bool = False) -> str:
     return " ".join(parts)
 
 
+def shape_words(insn) -> tuple[str, list]:
+    """``shape_key(insn, known=True)`` and ``record_words(insn)`` in one pass over the
+    operands, for an instruction without a rule and with operands the translator takes (what
+    the interpreter does for every instruction a run decodes)."""
+    nxt = insn.address + insn.size
+    words = [insn.address, nxt, 0, 0, 0, 0, 0]
+    head = (insn.rep, insn.lock, insn.mnemonic)
+    parts = [_HEADS.get(head) or _HEADS.setdefault(
+        head, _PREFIX.get(insn.rep, "") + ("lock " if insn.lock else "") + insn.mnemonic)]
+    get = _OPERANDS.get
+    for i, op in enumerate(insn.ops):
+        e = get(id(op))
+        if e is None or e[0] is not op:
+            e = _op(op)
+        parts.append(e[1])
+        if i < MAX_OPS:
+            words[2 + i] = e[2]
+            if op.kind == "mem":
+                words[6] = ((nxt + op.disp) if op.base == "rip" else op.disp) & MASK
+    return " ".join(parts), words
+
+
+_HEADS: dict[tuple, str] = {}         # (rep, lock, mnemonic) -> a shape key's first word
+
+
 def static_key(insn) -> str:
     """The key of a handler for this very encoding (a semantic that reads numbers in Python)."""
     return f"= {insn.mnemonic} {insn.raw.hex()}"
@@ -129,20 +154,28 @@ def record_words(insn) -> tuple[int, ...]:
     return tuple(words)
 
 
-def interpret(library, block, lookup=None) -> Translation | None:
+def interpret(library, block) -> Translation | None:
     """The interpreted translation of a decoded block, or None when a handler it needs is not
     in `library` yet (asked for: see HandlerLibrary.want)."""
     insns = block.insns
-    lookup = lookup or library.lookup
-    handlers = [lookup(insn) for insn in insns]      # (every missing one is wanted)
+    lookup = library.lookup
+    handlers, words = [], []
+    for insn in insns:                              # (every missing handler is wanted)
+        if insn.rule is None and not insn.bad_operands:
+            key, w = shape_words(insn)
+            handlers.append(lookup(insn, key))
+        else:
+            w = record_words(insn)
+            handlers.append(lookup(insn))
+        words.append(w)
     last = block.fetch_fault if block.fetch_fault is not None else block.end
     handlers.append(library.special(FETCH_FAULT if block.fetch_fault is not None else END))
     if None in handlers:
         return None
     buf = ctypes.create_string_buffer(len(handlers) * RECORD)
     pack = _RECORD.pack_into
-    for i, insn in enumerate(insns):
-        pack(buf, i * RECORD, handlers[i], *record_words(insn))
+    for i, w in enumerate(words):
+        pack(buf, i * RECORD, handlers[i], *w)
     pack(buf, len(insns) * RECORD, handlers[-1], last, last, 0, 0, 0, 0, 0)
     first = _RECORD.unpack_from(buf, 0)[0]
     return Translation(block.start, max(block.end, block.start + 1), first, len(insns),
