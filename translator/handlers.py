@@ -6,7 +6,8 @@ in ``$XDG_CACHE_HOME/jitbt/handlers/<key>/``, where the key hashes jitbt's sourc
 model, LLVM's version and the flag model. A *chunk* is one file: an index (the shape keys, the
 instruction each was lifted from, and the shapes that need a handler per encoding) and the
 object code of its handlers, which exports one symbol, the table of their addresses. Files are
-written whole under a temporary name and carry a SHA-256 of their contents, so runs that share
+written whole under a temporary name and carry a BLAKE2b digest of their contents (the store's,
+persist.new_hash: hashlib's SHA-256 would load OpenSSL, 10 ms of a start), so runs that share
 the folder never load a torn or corrupt file (it is removed and its handlers are built again).
 
 A shape the library lacks is *wanted*: the block that needs it is compiled instead (the tier
