@@ -67,7 +67,7 @@ class Machine:
         self.translator.cache.on_evict = self.dispatcher.remove
         self.mem.on_unmap = self._code_unmapped
         if self.knobs.smc == "page":
-            self.translator.cache.on_put = lambda t: self.mem.protect_code(t.pages())
+            self.translator.cache.on_put = lambda t, pages: self.mem.protect_code(pages)
         self.trace = Trace(self, self.options.trace) if self.options.trace else None
         self.fds = FdTable()
         self.brk_start = self.brk = self.brk_limit = 0

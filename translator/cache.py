@@ -39,7 +39,11 @@ class Translation:
         return self.ranges or ((self.address, max(self.end, self.address + 1)),)
 
     def pages(self) -> set:
-        return {p for start, end in self.extents()
+        if not self.ranges:                 # (one block: nearly always one page)
+            first = self.address >> PAGE_SHIFT
+            last = (max(self.end, self.address + 1) - 1) >> PAGE_SHIFT
+            return {first} if first == last else set(range(first, last + 1))
+        return {p for start, end in self.ranges
                 for p in range(start >> PAGE_SHIFT, ((end - 1) >> PAGE_SHIFT) + 1)}
 
     def overlaps(self, start: int, end: int) -> bool:
@@ -63,7 +67,7 @@ class BlockCache:
         self._lru = _LRU(maxsize, self._evicted)
         self._by_page: dict[int, set] = {}
         self.on_evict = on_evict
-        self.on_put = None             # listener(t): a translation entered (SMC protection)
+        self.on_put = None             # listener(t, its pages): a translation entered (SMC)
         self.hits = 0
         self.misses = 0
 
@@ -102,10 +106,11 @@ class BlockCache:
             if self.on_evict:
                 self.on_evict(old)
         self._lru[key] = t
-        for page in t.pages():
+        pages = t.pages()
+        for page in pages:
             self._by_page.setdefault(page, set()).add(t.address)
         if self.on_put:
-            self.on_put(t)
+            self.on_put(t, pages)
 
     def on_page(self, page: int) -> bool:
         """Is there a translation of code on guest page `page`?"""
