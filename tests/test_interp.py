@@ -225,21 +225,45 @@ def test_cache_info_shows_the_handler_library(tmp_path):
     assert "handler library" not in run_jitbt("cache", "info", env=env).stdout.decode()
 
 
-def test_records_are_made_as_shape_key_and_record_words_make_them():
-    """The interpreter makes a record's handler key and words in one pass over the operands
-    (interp.shape_words); they are those of shape_key and record_words, the functions the
-    persistent records and the handler library use, for every instruction of a libc
-    program's text that has no rule and whose operands the translator takes."""
+def test_record_words_say_what_capstone_decodes():
+    """A record's words and its shape key (interp.shape_words: what the interpreter and the
+    stored records are made of) against capstone's Python binding, for every instruction of a
+    libc program's text whose operands the translator takes: word 1 the instruction's address,
+    word 2 the next one's; an operand's word its register (the state's index of the register
+    capstone names), its immediate, or a memory operand's base | index << 8 | log2(scale) << 16,
+    with word 7 its displacement (the absolute address for rip-relative); the key the mnemonic
+    and one part per operand."""
+    import capstone
     from elftools.elf.elffile import ELFFile
 
-    from translator.decoder import disassemble
-    from translator.interp import record_words, shape_key, shape_words
+    from translator.decoder import MMS, REGS, RIP, STS, XMMS, disassemble
+    from translator.interp import MASK, MAX_OPS, shape_words
     with open(BUILD / "libcmix-glibc", "rb") as f:
         text = ELFFile(f).get_section_by_name(".text")
         code, base = text.data()[:100_000], text["sh_addr"]
-    insns = [i for i in disassemble(code, base) if i.rule is None and not i.bad_operands]
-    assert len(insns) > 10_000
-    for insn in insns:
-        key, words = shape_words(insn)
-        assert (key, tuple(words)) == (shape_key(insn, known=True), record_words(insn)), \
-            insn.describe()
+    cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    cs.detail = True
+    reg = {**{r: v[0] for r, v in REGS.items()}, **XMMS, **MMS, **STS}
+    checked = 0
+    for a, c in zip(disassemble(code, base), cs.disasm(code, base)):
+        if a.bad_operands:
+            continue
+        key, words = shape_words(a)
+        nxt = c.address + c.size
+        want = [c.address, nxt, 0, 0, 0, 0, 0]
+        for i, o in enumerate(c.operands[:MAX_OPS]):
+            if o.type == capstone.x86.X86_OP_REG:
+                want[2 + i] = reg[o.reg]
+            elif o.type == capstone.x86.X86_OP_IMM:
+                want[2 + i] = o.imm & MASK
+            else:
+                m = o.mem
+                want[2 + i] = ((reg[m.base] if m.base and m.base != RIP else 0)
+                               | (reg[m.index] if m.index else 0) << 8
+                               | (m.scale.bit_length() - 1) << 16)
+                want[6] = ((nxt if m.base == RIP else 0) + m.disp) & MASK
+        assert words == want, a.describe()
+        parts = key.split()
+        assert parts[len(parts) - len(c.operands) - 1] == a.mnemonic, key
+        checked += 1
+    assert checked > 10_000

@@ -100,15 +100,13 @@ def shape_key(insn, known: bool = False) -> str:
         return f"rule {insn.rule.name}"
     if insn.bad_operands or not known and insn.mnemonic not in semantics():
         return UNSUPPORTED
-    parts = [_PREFIX.get(insn.rep, "") + ("lock " if insn.lock else "") + insn.mnemonic]
-    parts += [_op(op)[1] for op in insn.ops]
-    return " ".join(parts)
+    return shape_words(insn)[0]
 
 
 def shape_words(insn) -> tuple[str, list]:
-    """``shape_key(insn, known=True)`` and ``record_words(insn)`` in one pass over the
-    operands, for an instruction without a rule and with operands the translator takes (what
-    the interpreter does for every instruction a run decodes)."""
+    """The shape key of an instruction without a rule and with operands the translator takes
+    (shape_key's for those), and words 1-7 of its record (word 0 is its handler), in one pass
+    over the operands: the interpreter makes both for every instruction a run decodes."""
     nxt = insn.address + insn.size
     words = [insn.address, nxt, 0, 0, 0, 0, 0]
     head = (insn.rep, insn.lock, insn.mnemonic)
@@ -143,17 +141,6 @@ def is_static_key(key: str) -> bool:
 _RECORD = struct.Struct(f"<{WORDS}Q")
 
 
-def record_words(insn) -> tuple[int, ...]:
-    """Words 1-7 of the instruction's record (word 0 is its handler)."""
-    words = [insn.address, insn.next, 0, 0, 0, 0, 0]
-    for i, op in enumerate(insn.ops[:MAX_OPS]):
-        e = _op(op)
-        words[2 + i] = e[2]
-        if op.kind == "mem":
-            words[6] = ((insn.next + op.disp) if op.base == "rip" else op.disp) & MASK
-    return tuple(words)
-
-
 def interpret(library, block) -> Translation | None:
     """The interpreted translation of a decoded block, or None when a handler it needs is not
     in `library` yet (asked for: see HandlerLibrary.want)."""
@@ -161,12 +148,9 @@ def interpret(library, block) -> Translation | None:
     lookup = library.lookup
     handlers, words = [], []
     for insn in insns:                              # (every missing handler is wanted)
-        if insn.rule is None and not insn.bad_operands:
-            key, w = shape_words(insn)
-            handlers.append(lookup(insn, key))
-        else:
-            w = record_words(insn)
-            handlers.append(lookup(insn))
+        key, w = shape_words(insn)
+        handlers.append(lookup(insn, key if insn.rule is None and not insn.bad_operands
+                               else None))
         words.append(w)
     last = block.fetch_fault if block.fetch_fault is not None else block.end
     handlers.append(library.special(FETCH_FAULT if block.fetch_fault is not None else END))

@@ -21,7 +21,7 @@ import struct
 
 from . import VERSION
 from .cache import Translation
-from .interp import RECORD, record_words
+from .interp import RECORD, shape_words
 from .persist import module_key
 from .state import PAGE_SHIFT, PAGE_SIZE
 
@@ -90,7 +90,7 @@ class RecordStore:
         """Remember a block interpreted this run, to be saved."""
         keys = library.keys(block)
         last = block.fetch_fault if block.fetch_fault is not None else block.end
-        words = b"".join(_RECORD.pack(0, *record_words(i)) for i in block.insns) + \
+        words = b"".join(_RECORD.pack(0, *shape_words(i)[1]) for i in block.insns) + \
             _RECORD.pack(0, last, last, 0, 0, 0, 0, 0)
         raw = b"".join(i.raw for i in block.insns)
         self.new.setdefault(block.start >> PAGE_SHIFT, {})[block.start] = (
