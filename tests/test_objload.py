@@ -244,3 +244,21 @@ def test_a_cold_run_compiles_without_llvmlite_binding(tmp_path):
     assert int(stats["LLVM modules compiled"][0]) > 0, err     # (blocks without a handler yet)
     assert int(stats["hot regions (optimising tier)"][0]) > 0, err
     assert "llvm imported: False" in err, err
+
+
+def test_llvm_library_opened_outside_ctypes_dlopen(tmp_path):
+    """llvmraw opens llvmlite's library with dlopen called as a foreign function (ctypes.CDLL
+    holds the GIL while it opens a library, and this one takes 12-40 ms to open): the handle is
+    the library llvmlite.binding uses, its functions work, and a missing file is an OSError that
+    names it."""
+    from translator import llvmraw
+    path = llvmraw._library_path()
+    lib = llvmraw._open(path)
+    mine = ctypes.cast(lib.LLVMPY_GetHostCPUName, ctypes.c_void_p).value
+    assert mine == ctypes.cast(llvm.ffi.lib._lib.LLVMPY_GetHostCPUName, ctypes.c_void_p).value
+    name = ctypes.c_char_p()
+    lib.LLVMPY_GetHostCPUName.argtypes = (ctypes.POINTER(ctypes.c_char_p),)
+    lib.LLVMPY_GetHostCPUName(ctypes.byref(name))
+    assert name.value == llvm.get_host_cpu_name().encode()
+    with pytest.raises(OSError, match="no-such-library"):
+        llvmraw._open(str(tmp_path / "no-such-library.so"))

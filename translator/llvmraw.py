@@ -103,6 +103,21 @@ def _library_path() -> str:
     raise ImportError("llvmlite's libllvmlite.so is missing")
 
 
+def _open(path: str) -> ctypes.CDLL:
+    """The shared library at `path`, opened without holding the GIL. ctypes.CDLL calls dlopen
+    holding it, and opening llvmlite's library (178 MB, some 700 static constructors) takes
+    12-40 ms: the compile thread opens it when the first hot region arrives, and the main
+    thread, interpreting the guest meanwhile, stopped for all of it. dlopen called as a foreign
+    function runs outside the GIL; CDLL then wraps the handle (dlopen again finds the library
+    already open and only counts it)."""
+    dlopen = getattr(ctypes.CDLL(None), "dlopen", None)
+    if dlopen is not None:
+        dlopen.argtypes, dlopen.restype = (c_char_p, c_int), c_void_p
+        if dlopen(os.fsencode(path), os.RTLD_NOW | os.RTLD_LOCAL):
+            return ctypes.CDLL(path)
+    return ctypes.CDLL(path)        # (raises OSError with dlerror's text)
+
+
 def lib() -> _Fns:
     """The library, loaded and its native target set up on first use (any thread)."""
     global _LIB, seconds_start
@@ -110,7 +125,7 @@ def lib() -> _Fns:
         with _LOCK:
             if _LIB is None:
                 t0 = time.perf_counter()
-                fns = _Fns(ctypes.CDLL(_library_path()))
+                fns = _Fns(_open(_library_path()))
                 fns.InitializeNativeTarget()
                 fns.InitializeNativeAsmPrinter()
                 fns.InitializeNativeAsmParser()        # inline asm (the x87 semantics use some)
