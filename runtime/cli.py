@@ -213,10 +213,10 @@ def cmd_cache(a) -> int:
         n = store.clear()
         chunks = 0
         for folder in libraries(store.folder):
-            for p in folder.iterdir():
-                p.unlink()
+            for name in os.listdir(folder):
+                os.unlink(os.path.join(folder, name))
                 chunks += 1
-            folder.rmdir()
+            os.rmdir(folder)
         print(f"removed {n} entries and {chunks} handler library files from {store.folder}")
         return 0
     kinds = store.info()
@@ -231,9 +231,10 @@ def cmd_cache(a) -> int:
     for suffix, (n, b) in sorted(kinds.items()):
         print(f"  {names.get(suffix, suffix)}: {n} ({b / 1e6:.1f} MB)")
     for folder in libraries(store.folder):
-        files = list(folder.glob("*.lib"))
-        b = sum(p.stat().st_size for p in files)
-        print(f"  handler library {folder.name}: {len(files)} chunks ({b / 1e6:.1f} MB)")
+        files = [os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".lib")]
+        b = sum(os.path.getsize(p) for p in files)
+        print(f"  handler library {os.path.basename(folder)}: {len(files)} chunks "
+              f"({b / 1e6:.1f} MB)")
     return 0
 
 

@@ -349,7 +349,7 @@ class Machine:
                ("  of which from stored records",
                 f"{tr.records.loaded if tr.records else 0} blocks"),
                ("blocks compiled once interpreted", f"{s.warmed} ({s.warm_insns} instructions)"),
-               ("handler library", f"{lib.folder.name}: {len(lib.addr)} handlers, "
+               ("handler library", f"{os.path.basename(lib.folder)}: {len(lib.addr)} handlers, "
                 f"{len(lib.chunks)} chunks, "
                 f"loading {lib.seconds_load:.4f} s; built {lib.built} this run "
                 f"({lib.seconds_build:.4f} s here)"

@@ -22,7 +22,6 @@ import errno
 import os
 import struct
 import sys
-from pathlib import Path
 
 from .memory import GuestFault
 from .signals import committing, state
@@ -33,7 +32,7 @@ WALL, WNOTHREAD = 0x40000000, 0x20000000
 CLONE_VM, CLONE_VFORK, CLONE_THREAD = 0x100, 0x4000, 0x10000
 CLONE_SETTLS, CLONE_PARENT_SETTID = 0x80000, 0x100000
 CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = 0x200000, 0x1000000
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 _reported: set[str] = set()
 MAX_ARGS = 1 << 16
 MAX_INTERPRETER_DEPTH = 4

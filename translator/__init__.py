@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from .plain import dataclass, field
 
 from .cache import BlockCache, Translation
@@ -52,11 +51,14 @@ def _log_region(why: str, blocks, left_out=()) -> None:
 def _source_digest() -> str:
     """A digest of the translator's own sources and the CPU model: part of every persistent-cache
     key, so an object compiled by other semantics is never reused, whatever the version says."""
-    here = Path(__file__).resolve().parent
+    here = os.path.dirname(os.path.realpath(__file__))
+    paths = sorted(os.path.join(folder, name) for folder, _, names in os.walk(here)
+                   for name in names if name.endswith(".py"))
     h = new_hash()
-    for path in sorted(here.rglob("*.py")) + [here.parent / "runtime" / "cpu.py"]:
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
+    for path in paths + [os.path.join(os.path.dirname(here), "runtime", "cpu.py")]:
+        h.update(os.path.basename(path).encode())
+        with open(path, "rb") as f:
+            h.update(f.read())
     return h.hexdigest()[:16]
 
 

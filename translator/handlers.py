@@ -31,7 +31,6 @@ import os
 import struct
 import time
 from .plain import replace
-from pathlib import Path
 
 from . import interp
 from .codegen import CompileError
@@ -57,11 +56,11 @@ def _flags(knobs: Knobs) -> str:
     return "exact" if knobs.flags == "exact" else "precise"
 
 
-def libraries(cache: Path | None = None) -> list[Path]:
+def libraries(cache: str | None = None) -> list[str]:
     """The handler library folders in the cache folder (one per jitbt and CPU model)."""
-    root = (cache or default_folder()) / "handlers"
+    root = os.path.join(cache or default_folder(), "handlers")
     try:
-        return sorted(p for p in root.iterdir() if p.is_dir())
+        return sorted(e.path for e in os.scandir(root) if e.is_dir())
     except OSError:
         return []
 
@@ -96,7 +95,7 @@ def unpack(data: bytes) -> tuple[dict, bytes] | None:
 
 
 class HandlerLibrary:
-    def __init__(self, codegen, knobs: Knobs, folder: Path | None = None,
+    def __init__(self, codegen, knobs: Knobs, folder: str | None = None,
                  threaded: bool = False, save: bool = True):
         """`codegen` loads the chunks (translator/codegen.py, the optimising tier's: handlers
         are compiled at -O2); `threaded`: build wanted handlers on a second thread (a
@@ -108,7 +107,8 @@ class HandlerLibrary:
         self.knobs = handler_knobs(knobs)
         self.lifter = Lifter(self.knobs)
         self.key = library_key(knobs)
-        self.folder = (folder or default_folder() / "handlers") / self.key[:24]
+        self.folder = os.path.join(folder or os.path.join(default_folder(), "handlers"),
+                                   self.key[:24])
         self.threaded = threaded
         self.saving = save
         self.background = None
@@ -119,7 +119,7 @@ class HandlerLibrary:
         self.wanted: dict[str, tuple] = {}    # key -> (insn, static), not built yet
         self.building: set[str] = set()       # ... submitted to the second thread
         self.broken: set[str] = set()         # keys whose handlers failed to compile
-        self.chunks: list[Path] = []          # chunk files loaded
+        self.chunks: list[str] = []           # chunk files loaded
         self.corrupt = 0                      # chunk files found damaged (removed)
         self.seconds_load = 0.0
         self.seconds_build = 0.0              # this thread's lifting and compiling
@@ -171,12 +171,13 @@ class HandlerLibrary:
             names = []
         for name in names:
             if name.endswith(".lib"):
-                self._load_file(self.folder / name)
+                self._load_file(os.path.join(self.folder, name))
         self.seconds_load += time.perf_counter() - t0
 
-    def _load_file(self, path: Path) -> bool:
+    def _load_file(self, path: str) -> bool:
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:
+                data = f.read()
         except OSError:
             return False
         chunk = unpack(data)
@@ -187,7 +188,7 @@ class HandlerLibrary:
         except (CompileError, RuntimeError, KeyError, TypeError, ValueError):
             self.corrupt += 1           # torn, damaged or not ours: removed, built again
             try:
-                path.unlink()
+                os.unlink(path)
             except OSError:
                 pass
             return False
@@ -362,7 +363,7 @@ class HandlerLibrary:
         self.built += len(index["handlers"])
         self.save(index, obj)
 
-    def save(self, index: dict, obj: bytes) -> Path | None:
+    def save(self, index: dict, obj: bytes) -> str | None:
         if not self.saving:
             return None
         try:
@@ -371,7 +372,7 @@ class HandlerLibrary:
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
             with os.fdopen(fd, "wb") as f:
                 f.write(pack(index, obj))
-            path = self.folder / f"{index['table']}.lib"
+            path = os.path.join(self.folder, f"{index['table']}.lib")
             os.replace(tmp, path)
             self.chunks.append(path)
             return path
@@ -509,7 +510,7 @@ def _rebuild(library: HandlerLibrary, insns) -> int:
     n = library.build(wanted, parts=2)
     for path in old:
         try:
-            path.unlink()
+            os.unlink(path)
         except OSError:
             pass
     library.chunks = [p for p in library.chunks if p not in old]
