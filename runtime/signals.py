@@ -33,7 +33,6 @@ import signal
 import struct
 import threading
 import time
-from contextlib import contextmanager
 from translator.plain import dataclass
 
 from translator.state import ADDRESS_LIMIT, PAGE_SHIFT, SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP
@@ -492,30 +491,43 @@ def wait_for_signal(m, deadline: float | None = None, wanted: int = 0) -> bool:
             time.sleep(min(timeout, 0.05))
 
 
-@contextmanager
-def host_signals(m):
-    """While the guest runs, host signals sent to jitbt (FORWARDED) become the guest's. Only the
-    main thread can install handlers; elsewhere (a Machine run from a thread) nothing changes."""
-    s = state(m)
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class host_signals:
+    """While the guest runs (``with host_signals(m):``), host signals sent to jitbt (FORWARDED)
+    become the guest's. Only the main thread can install handlers; elsewhere (a Machine run from
+    a thread) nothing changes. (A class, not contextlib's decorator: importing contextlib was a
+    millisecond of every start.)"""
 
-    def on_signal(signo, frame):
-        queue(m, signo, SI_KERNEL if signo in (signal.SIGALRM, signal.SIGVTALRM, signal.SIGPROF)
-              else SI_USER)
-        if s.blocking and signo != SIGPIPE and s.acts_now(signo) and signo in s.pending and (
-                s.actions[signo].handler == SIG_DFL or not s.actions[signo].flags & SA_RESTART):
-            s.blocking = False
-            raise Interrupted()
+    def __init__(self, m):
+        self.m = m
+        self.saved = None       # (wakeup pipe, old wakeup fd, old handlers, state) while installed
 
-    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    old_fd = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-    old = {sig: signal.signal(sig, on_signal) for sig in FORWARDED}
-    s.wakeup_fd = r
-    try:
-        yield
-    finally:
+    def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        m = self.m
+        s = state(m)
+
+        def on_signal(signo, frame):
+            queue(m, signo, SI_KERNEL if signo in (signal.SIGALRM, signal.SIGVTALRM,
+                                                   signal.SIGPROF) else SI_USER)
+            if s.blocking and signo != SIGPIPE and s.acts_now(signo) and signo in s.pending and (
+                    s.actions[signo].handler == SIG_DFL
+                    or not s.actions[signo].flags & SA_RESTART):
+                s.blocking = False
+                raise Interrupted()
+
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        old_fd = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        old = {sig: signal.signal(sig, on_signal) for sig in FORWARDED}
+        s.wakeup_fd = r
+        self.saved = (r, w, old_fd, old, s)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self.saved is None:
+            return False
+        r, w, old_fd, old, s = self.saved
+        self.saved = None
         signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in old.items():
             signal.signal(sig, handler)
@@ -523,3 +535,4 @@ def host_signals(m):
         s.wakeup_fd = -1
         os.close(r)
         os.close(w)
+        return False

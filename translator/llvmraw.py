@@ -20,7 +20,6 @@ the minor version)::
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import os
 import threading
 import time
@@ -92,11 +91,10 @@ class _Fns:
 
 
 def _library_path() -> str:
-    """llvmlite's shared library, found without importing llvmlite.binding."""
-    spec = importlib.util.find_spec("llvmlite")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("llvmlite is not installed")
-    for folder in spec.submodule_search_locations:
+    """llvmlite's shared library, found without importing llvmlite.binding (the package itself
+    is small: the persistent store's keys hold its version)."""
+    import llvmlite
+    for folder in llvmlite.__path__:
         path = os.path.join(folder, "binding", "libllvmlite.so")
         if os.path.exists(path):
             return path
