@@ -18,8 +18,9 @@ kind and width, checked memory, flag helpers and condition codes. Semantics neve
 """
 from __future__ import annotations
 
+from collections.abc import Callable     # (not typing: 2.6 ms of the first lift)
+
 from ..plain import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)
