@@ -38,9 +38,15 @@ CONDITION_CODES = ("o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "
                    "l", "ge", "le", "g")
 
 
+_FLAG_SETS: dict[str, frozenset] = {}     # (454 semantics, a few dozen distinct flag lists)
+
+
 def _flags(spec, mnemonic: str) -> frozenset:
     text = spec(mnemonic) if callable(spec) else spec
-    return frozenset(text.split())
+    flags = _FLAG_SETS.get(text)
+    if flags is None:
+        flags = _FLAG_SETS[text] = frozenset(text.split())
+    return flags
 
 
 def semantic(*mnemonics: str, writes="", undefined="", reads=""):
