@@ -63,6 +63,7 @@ class Machine:
         d = self.dispatcher
         self.translator.on_hold = lambda a, held: d.hold(a) if held else d.release(a)
         self.translator.on_compiled = self._come_back
+        self.translator.runs = d.count
         self.translator.peek = self._peek
         self.translator.cache.on_evict = self.dispatcher.remove
         self.mem.on_unmap = self._code_unmapped

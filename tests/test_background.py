@@ -11,6 +11,8 @@
   work done on the thread.
 - A loop nest whose inner loop turned hot first is headed at that inner loop, whatever the
   timing; a queued inner region is taken into the outer loop's region instead.
+- The worker takes first a queued region whose code still runs over one whose loop the guest
+  has left.
 """
 from __future__ import annotations
 
@@ -309,3 +311,49 @@ def test_a_loop_nest_whose_inner_region_is_still_queued_takes_it_in():
     t = tr.cache.get(BASE)
     assert t.hot and inner in {s for s, _ in t.ranges}
     tr.close()
+
+
+class _Recording(Background):
+    """A worker that records the jobs it takes instead of compiling them, the first one held
+    until `go` is set (so that the others queue behind it)."""
+
+    def __init__(self, runs):
+        super().__init__(0, runs=runs)
+        self.go, self.started, self.order = threading.Event(), threading.Event(), []
+
+    def _compile(self, text, tm, pb):
+        if not self.order:
+            self.started.set()
+            self.go.wait(10)
+        self.order.append(text)
+        return b""
+
+
+def test_queued_regions_whose_code_still_runs_are_taken_first():
+    """A job queued behind another goes first when its blocks have run since the last job was
+    submitted and the other's have not (the guest left that loop: crc32's fill loop); among
+    jobs that still run, or when none does, first in, first out."""
+    counts = {a: 0 for a in range(0x10, 0x80, 0x10)}
+    bg = _Recording(runs=counts.__getitem__)
+    bg.submit("first", "first", (0x10,))
+    assert bg.started.wait(10)                     # (the worker has taken it)
+    bg.submit("left", "left", (0x20, 0x30))        # a loop the guest then leaves
+    counts[0x30] += 5
+    bg.submit("running", "running", (0x40,))
+    bg.submit("also", "also", (0x50,))
+    counts[0x40] += 1                              # still runs; "left" ran before, not since
+    counts[0x50] += 1
+    bg.go.set()
+    bg.wait()
+    assert bg.order == ["first", "running", "also", "left"]
+    # Without counts (or when nothing ran since), in the order they came.
+    fifo = _Recording(runs=None)
+    fifo.submit("first", "first", (0x60,))
+    assert fifo.started.wait(10)
+    for name in ("a", "b"):
+        fifo.submit(name, name, (0x60,))
+    fifo.go.set()
+    fifo.wait()
+    assert fifo.order == ["first", "a", "b"]
+    bg.close()
+    fifo.close()

@@ -162,6 +162,8 @@ class Translator:
         # on_compiled(): a region is compiled in the background (called on that thread): the
         # runtime has the guest come back soon, so that it is entered (see finished).
         self.on_compiled = None
+        # runs(address): how often the block there has run (the dispatcher's count), or None.
+        self.runs = None
         # peek(address): the 8-byte pointer the guest may read there now, or None.
         self.peek = lambda address: None
         # Region growth: a hot region takes in the blocks that had run when its head turned
@@ -911,13 +913,14 @@ class Translator:
     def _submit(self, key: str, blocks) -> None:
         if self.background is None:
             from .background import Background
-            self.background = Background(self.codegen.opt_level, self.on_compiled)
+            self.background = Background(self.codegen.opt_level, self.on_compiled,
+                                         runs=self.runs)
         name = f"r{key[:20]}"
         ir = self._region_ir(blocks, name)
         self._supersede(blocks)
         self.pending[key] = (name, blocks)
         self.pending_heads.add(blocks[0].start)
-        self.background.submit(key, ir)
+        self.background.submit(key, ir, tuple(b.start for b in blocks))
         for b in blocks:
             self.on_hold(b.start, True)
 
