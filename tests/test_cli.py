@@ -173,3 +173,16 @@ def test_stats_tell_the_optimising_tiers_ir_time_apart():
     assert int(re.search(r"hot regions \(optimising tier\)\s+(\d+)", err)[1]) > 0, err
     total, hot = seconds("time building IR"), seconds("  of which for the optimising tier")
     assert 0 < hot <= total, err
+
+
+def test_run_parser_alone_parses_as_the_whole_one():
+    """`jitbt run ...` builds only the run subcommand's parser (main): it must read every
+    option as the whole command line's parser does, and the whole one still lists every
+    subcommand."""
+    from runtime.cli import build_parser
+    argv = ["run", "--stats", "--no-cache", "--set", "clock=virtual", "-O", "1", "-E", "A=1",
+            "--accuracy", "cycle", "prog", "--stats", "x"]
+    assert vars(build_parser("run").parse_args(argv)) == vars(build_parser().parse_args(argv))
+    usage = build_parser().format_usage()
+    assert all(c in usage for c in ("run", "levels", "cache", "blocks", "prepare",
+                                    "conformance"))
