@@ -195,6 +195,35 @@ def test_stored_records_need_the_very_same_bytes(tmp_path):
     assert st.rflags() & 0x801 == expected_flags & 0x801     # CF, OF (imul leaves the rest)
 
 
+def test_a_pages_stored_blocks_are_checked_when_handed_out(tmp_path):
+    """A page's stored blocks are made together when the first of them is asked for; one
+    asked for later is handed out only if its bytes are still the ones stored."""
+    from runtime.memory import GuestMemory
+    from translator import Translator
+    from translator.conformance import assemble
+    from translator.knobs import Knobs
+    from translator.persist import ObjectStore
+    from translator.state import PERM_R, PERM_X
+    base, second = 0x400000, 0x400040
+    mem = GuestMemory()
+    mem.map(base, 0x1000, PERM_R | PERM_X)
+    mem.poke(base, assemble("add rax, rbx; jmp 0x400040", base))
+    mem.poke(second, assemble("imul rax, rcx; ret", second))
+    store = ObjectStore(tmp_path)
+    tr = Translator(mem.fetch, Knobs(background="off"), store=store)
+    tr.lookup(base)
+    tr.lookup(second)
+    tr.close()
+    later = Translator(mem.fetch, Knobs(background="off"), store=store)
+    records, lib = later.records, later.handlers
+    lib.load()
+    assert records.translation(base, lib) is not None             # (the page is made)
+    mem.poke(second, assemble("imul rax, rdx; ret", second))      # same length, other bytes
+    assert records.translation(second, lib) is None
+    assert records.loaded == 1
+    later.close()
+
+
 @pytest.mark.parametrize("args, message", [
     (("--trace", "/dev/null", "--set", "baseline=interp"), "baseline=interp: not with"),
     (("--set", "warmup=0"), "warmup must be at least 1"),
