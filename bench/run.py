@@ -300,7 +300,13 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     prep = subprocess.run(["make", "-s", "prepare"], cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ, XDG_CACHE_HOME=str(WARM_CACHE)))
-    console.print(f"handler library: {prep.stdout.strip() or prep.stderr.strip()} "
+    if prep.returncode != 0:
+        # (without it every run would build handlers as it meets their shapes, compiling the
+        # blocks that lack one meanwhile: timings of something no user runs)
+        console.print(f"handler library: `make prepare` failed, nothing measured:\n"
+                      f"{prep.stdout.strip()}\n{prep.stderr.strip()}")
+        return 1
+    console.print(f"handler library: {prep.stdout.strip()} "
                   f"({time.perf_counter() - t0:.1f} s with decoding the programs)")
     total = len(names) * len(configurations(levels))
     with Progress(console=console, transient=True) as progress:
