@@ -62,35 +62,37 @@ class RecordStore:
 
     def translation(self, address: int, library) -> Translation | None:
         """The interpreted translation of the block at `address` from stored records, when
-        its page's entry has it, its bytes are unchanged and `library` has its handlers."""
+        its page's entry has it, its bytes are unchanged and `library` has its handlers. The
+        first asked for on a page makes the page's other blocks too (_build); one not among
+        them (its handlers were missing then, or it was handed out before) is made alone."""
         page = address >> PAGE_SHIFT
         built = self.built.get(page)
         if built is None:
-            built = self.built[page] = self._build(page, library)
+            built = self.built[page] = self._build(self._page(page) or {}, library)
         e = built.pop(address, None)
         if e is None:
-            return None
+            entries = self.pages.get(page)
+            if not entries or address not in entries:
+                return None
+            e = self._build({address: entries[address]}, library).get(address)
+            if e is None:
+                return None
         t, fault, raw, succs = e
-        # (checked again: the page's other blocks are handed out later, when first missed)
+        # (the bytes are checked here, when a block is handed out, not when its page is made)
         if self.fetch(address, len(raw)) != raw or (fault is not None and self.fetch(fault, 1)):
             return None
         self.loaded += 1
         self.made[address] = (fault, raw, t.ninsns, succs)
         return t
 
-    def _build(self, page: int, library) -> dict:
-        """{start: (Translation, fetch fault, bytes, successors)} of every block of the page's
-        stored entry whose bytes are unchanged and whose handlers `library` has: their records
-        in one buffer, its handler words written with one slice assignment (a buffer and a
-        view a block were a third of making a warm hello world's 756 blocks)."""
-        entries = self._page(page)
-        if not entries:
-            return {}
-        addr, fetch = library.addr, self.fetch
+    def _build(self, entries: dict, library) -> dict:
+        """{start: (Translation, fetch fault, bytes, successors)} of the stored `entries` whose
+        handlers `library` has: their records in one buffer, its handler words written with
+        one slice assignment (a buffer and a view a block were a third of making a warm hello
+        world's 756 blocks)."""
+        addr = library.addr
         spans, parts, handlers = [], [], []
         for start, (end, fault, raw, keys, words, succs) in entries.items():
-            if fetch(start, len(raw)) != raw or (fault is not None and fetch(fault, 1)):
-                continue
             hs = [addr.get(k) for k in keys]
             if None in hs:
                 continue
