@@ -11,10 +11,9 @@ traceback reaching the user is a bug.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import re
 import sys
+from types import SimpleNamespace
 
 from .errors import JitbtError
 
@@ -23,9 +22,10 @@ def _int(text: str) -> int:
     return int(text, 0)
 
 
-def _formatter(prog: str) -> argparse.HelpFormatter:
+def _formatter(prog: str):
     """argparse's help formatter, told the terminal's width (argparse asks shutil, whose import
     cost every start 2 ms, since argparse makes a formatter for each argument added)."""
+    import argparse
     try:
         width = int(os.environ["COLUMNS"])
     except (KeyError, ValueError):
@@ -36,15 +36,71 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.HelpFormatter(prog, width=max(width, 40) - 2)
 
 
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", _formatter)
-        super().__init__(*args, **kwargs)
+# `jitbt run`'s options: flags, options with a value, options that may be repeated (their
+# attribute names are argparse's dest of each; build_parser declares them for argparse).
+RUN_FLAGS = {"--stats": "stats", "--strace": "strace", "--strict": "strict",
+             "--no-cache": "no_cache"}
+RUN_VALUES = {"--accuracy": "accuracy", "--trace": "trace", "--argv0": "argv0",
+              "-O": "opt_level"}
+RUN_LISTS = {"--set": "settings", "-E": "setenv", "-U": "unsetenv"}
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The command line's parser; with `only` "run", that subcommand's alone (building the
-    others' parsers was 1.5 ms of every run)."""
+def quick_run_args(argv: list[str]):
+    """The arguments of a `jitbt run` command line read without argparse, when it is one that
+    argparse reads the same way: options spelled out whole (``--accuracy cycle``,
+    ``--accuracy=cycle``, ``-O 2``), then the program, whose own arguments are everything
+    after it. None for any other: a help request, an abbreviated, unknown or attached option
+    (``--stat``, ``-O2``), a missing or invalid value, ``--``, a program named like an option;
+    argparse reads those, and reports their errors. (Importing argparse, with the gettext and
+    locale modules it uses and the regular expressions they compile, was 5-6 ms of every run;
+    tests/test_cli.py checks that both read command lines alike.)"""
+    if argv[:1] != ["run"] or "--" in argv:
+        return None                 # (argparse drops a "--" even among the program's arguments)
+    a = SimpleNamespace(command="run", stats=False, strace=False, strict=False,
+                        accuracy="block", settings=[], trace=None, opt_level=None,
+                        no_cache=False, argv0=None, setenv=[], unsetenv=[])
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("-"):
+            a.program, a.args = arg, argv[i + 1:]
+            return a
+        if arg in RUN_FLAGS:
+            setattr(a, RUN_FLAGS[arg], True)
+            i += 1
+            continue
+        name, eq, value = arg.partition("=")
+        if eq and not name.startswith("--"):
+            return None                       # (-O=2: argparse's, not ours)
+        if name not in RUN_VALUES and name not in RUN_LISTS:
+            return None
+        if not eq:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+                return None
+            value = argv[i + 1]
+            i += 1
+        i += 1
+        if name == "-O":
+            if value not in ("0", "1", "2", "3"):
+                return None
+            a.opt_level = int(value)
+        elif name in RUN_VALUES:
+            setattr(a, RUN_VALUES[name], value)
+        else:
+            getattr(a, RUN_LISTS[name]).append(value)
+    return None                               # (no program: argparse says so)
+
+
+def build_parser(only: str | None = None):
+    """The command line's parser (argparse's); with `only` "run", that subcommand's alone
+    (building the others' parsers was 1.5 ms of every run)."""
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("formatter_class", _formatter)
+            super().__init__(*args, **kwargs)
+
     p = _Parser(prog="jitbt", description="Run x86-64 Linux programs through a "
                                 "dynamic binary translator built on capstone and LLVM.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -167,6 +223,8 @@ def die_of(signo: int) -> None:
 
 
 def cmd_blocks(a) -> int:
+    import re
+
     from translator.lifter import module_text, semantics
 
     from .machine import Machine, Options
@@ -272,6 +330,7 @@ def cmd_prepare(a) -> int:
 
 def cmd_conformance(a) -> int:
     import json
+    import re
 
     from translator.conformance import report
     try:
@@ -297,7 +356,8 @@ def cmd_conformance(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser("run" if argv[:1] == ["run"] else None).parse_args(argv)
+    args = quick_run_args(argv) or build_parser(
+        "run" if argv[:1] == ["run"] else None).parse_args(argv)
     from translator import host
     try:
         host.identity()           # (a bad JITBT_HOST_CPU: said once, before anything runs)
