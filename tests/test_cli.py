@@ -222,3 +222,22 @@ def test_other_run_command_lines_are_left_to_argparse(argv):
     from runtime.cli import quick_run_args
     assert quick_run_args(["run"] + argv) is None
     assert quick_run_args(["levels"]) is None
+
+
+def test_a_warm_run_imports_neither_argparse_nor_json_nor_the_lifter():
+    """A run reads its command line, its stored records and shapes and its handler library
+    without argparse or json (persist.encode), and one that lifts nothing (hello world's,
+    whose code is all interpreted) does not import the lifter; a help request still gets
+    argparse's help."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    probe = ("import sys\nfrom runtime.cli import main\nstatus = main(sys.argv[1:])\n"
+             "sys.stderr.write('imported %s\\n' % [m for m in ('argparse', 'json', "
+             "'translator.lifter') if m in sys.modules])\n")
+    for _ in range(2):                     # the second warm (its records and shapes stored)
+        r = subprocess.run([sys.executable, "-c", probe, "run", str(BUILD / "hello")],
+                           capture_output=True, cwd=ROOT, env=clean_env(), timeout=300)
+        assert r.returncode == 0 and b"imported []" in r.stderr, r.stderr
+    r = run_jitbt("run", "--help")
+    assert r.returncode == 0 and b"--accuracy" in r.stdout

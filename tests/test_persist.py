@@ -233,3 +233,24 @@ def test_a_warm_run_takes_the_stored_hot_region_when_its_head_warms_up(tmp_path)
     changed = Translator(mem.fetch, knobs, store=ObjectStore(tmp_path))
     changed.lookup(base)
     assert changed.stored_hot(base) == []
+
+
+def test_stored_values_round_trip_and_anything_else_is_refused():
+    """The structured part of stored entries (region shapes, records' and handler chunks'
+    indexes: persist.encode) comes back as it was; anything decode was not made for, an entry
+    of the JSON format used before or bytes that happen to carry the tag but no value, is a
+    ValueError (the caller's "not stored"), never a crash or an allocation of the size some
+    bytes claim."""
+    from translator.persist import decode, encode
+    value = {"keys": ["add r64 r64", "rule syscall"], "blocks": [[0x401000, 0x401010, None, 16,
+                                                                   [0, 1], [0x401010]]]}
+    assert decode(encode(value)) == value
+    assert decode(encode([[1, 2, None, 3]])) == [[1, 2, None, 3]]
+    for bad in (b'{"keys": [], "blocks": []}', b"[[4198400, 4198416, null, 4]]", b"",
+                encode(value)[:-3], encode(value)[:2] + b"[\xff\xff\xff\x7f",
+                encode(value)[:2] + b"\x00"):
+        try:
+            decode(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"decoded {bad!r}")

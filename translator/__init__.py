@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-import json
 import os
 import sys
 import time
@@ -24,8 +23,7 @@ from .cache import BlockCache, Translation
 from .codegen import Codegen, CompileError
 from .interp import interpret
 from .knobs import Knobs
-from .lifter import Lifter, module_text, region_loops, side_entries, slot_sites
-from .persist import module_key, new_hash
+from .persist import decode, encode, module_key, new_hash
 from .state import PAGE_SHIFT
 
 VERSION = "0.1.0"
@@ -103,6 +101,7 @@ def _called(blocks, inside) -> set[int]:
     into `inside`: reachable from such a call's target (through further calls, whose blocks run
     deeper inside it; a PLT stub's jmp reaches the blocks that no block branches to, as in the
     region's IR: lifter.region_edges)."""
+    from .lifter import slot_sites
     slots = slot_sites(blocks)
     succ = {b.start: slots if b.jump_slot is not None else b.successors() for b in blocks}
     todo = [s for b in blocks if b.start in inside and b.insns
@@ -123,7 +122,7 @@ class Translator:
         self.fetch = fetch
         self.knobs = knobs = knobs or Knobs()
         self._decoder = None
-        self.lifter = Lifter(knobs)
+        self._lifter = None
         self.store = store                            # persist.ObjectStore, or None
         self.codegen = Codegen(knobs.opt, store)      # the optimising tier
         self.tiered = tiered and knobs.opt > 0
@@ -227,6 +226,16 @@ class Translator:
         return self._decoder
 
     @property
+    def lifter(self):
+        """The lifter (translator/lifter.py), made and imported when first needed: a run whose
+        code is all interpreted or loaded from the store lifts nothing (importing the lifter,
+        with the regular expressions it compiles, was 3-5 ms of every start)."""
+        if self._lifter is None:
+            from .lifter import Lifter
+            self._lifter = Lifter(self.knobs)
+        return self._lifter
+
+    @property
     def codegens(self):
         return (self.cold, self.codegen) if self.tiered else (self.codegen,)
 
@@ -320,7 +329,7 @@ class Translator:
             spec = [[start, start + len(raw), fault, n] for (start, fault, raw), n
                     in zip(shapes, ninsns)]
             self.store.put_changed(self._shape_key("shape", shapes[0][0]),
-                                   json.dumps(spec).encode(), SHAPE)
+                                   encode(spec), SHAPE)
         return out
 
     # ---- the interpreter (knob baseline=interp, translator/interp.py) -------------------------
@@ -441,7 +450,7 @@ class Translator:
         return module_key([kind, address, self.fetch(address, 16)], VERSION, self._key_base())
 
     def _stored_shape(self, kind: str, address: int, parse):
-        """`parse(the stored JSON)` of the shape of `kind` at `address`, or None when there is
+        """`parse(the stored value)` of the shape of `kind` at `address`, or None when there is
         none, the page holds rewritten code, or the entry does not parse."""
         if self.store is None or (address >> PAGE_SHIFT) in self.written_pages:
             return None
@@ -449,7 +458,7 @@ class Translator:
         if data is None:
             return None
         try:
-            return parse(json.loads(data))
+            return parse(decode(data))
         except (ValueError, TypeError):
             return None
 
@@ -531,6 +540,7 @@ class Translator:
         if todo is None:
             todo = [self.decoder.decode_block(self.fetch, start, self.max_insns)
                     for start, _, _ in shapes]
+        from .lifter import module_text
         t1 = time.perf_counter()
         text, used = self.lifter.lift(list(todo), name, chain=chain, entries=True)
         ir = module_text([text], used)
@@ -724,6 +734,7 @@ class Translator:
         ``entries``) where no other hot region is entered. Returns what was entered."""
         out = [t]
         if self.knobs.entries == "returns" and len(blocks) > 1:
+            from .lifter import side_entries
             ends = {b.start: b.end for b in blocks}
             for x in side_entries(blocks):
                 there = self.cache._lru.get((x,) + self.cache.key)
@@ -741,7 +752,7 @@ class Translator:
         again by every warm run)."""
         if self.store is not None:
             self.store.put_changed(self._shape_key("region shape", blocks[0].start),
-                                   json.dumps([b.start for b in blocks]).encode(), SHAPE)
+                                   encode([b.start for b in blocks]), SHAPE)
 
     def _nearby(self, block) -> list[int]:
         """Where an indirect jmp at the end of `block` may go: for a jmp through a pointer in
@@ -874,6 +885,7 @@ class Translator:
             return None
         blocks = self.decode_region(owner, len(held), include=lambda a: a in held,
                                     indirect=self._nearby if self.knobs.unit == "region" else None)
+        from .lifter import region_loops
         loops = [body for body in region_loops(blocks).values() if address in body]
         return (min(loops, key=len), held) if loops else None
 
@@ -1046,6 +1058,7 @@ class Translator:
 
     def _region_ir(self, blocks, name: str) -> str:
         """The module of a hot region: its blocks lifted as one function called `name`."""
+        from .lifter import module_text
         t1 = time.perf_counter()
         text, used = self.lifter.lift(blocks, name)
         ir = module_text([text], used)

@@ -26,7 +26,6 @@ sort's and hashtable's shifts, matmul's [rcx + rax].)::
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import struct
 import time
@@ -35,7 +34,7 @@ from .plain import replace
 from . import interp
 from .codegen import CompileError
 from .knobs import Knobs
-from .persist import default_folder, module_key, new_hash
+from .persist import decode, default_folder, encode, module_key, new_hash
 
 MAGIC = b"JITBTHL2"
 _LEN = struct.Struct("<I")
@@ -76,7 +75,7 @@ def handler_knobs(knobs: Knobs) -> Knobs:
 
 
 def pack(index: dict, obj: bytes) -> bytes:
-    head = json.dumps(index, separators=(",", ":")).encode()
+    head = encode(index)
     payload = _LEN.pack(len(head)) + head + obj
     return MAGIC + new_hash(payload).digest() + payload
 
@@ -89,7 +88,7 @@ def unpack(data: bytes) -> tuple[dict, bytes] | None:
         return None
     (n,) = _LEN.unpack_from(payload)
     try:
-        return json.loads(payload[_LEN.size:_LEN.size + n]), payload[_LEN.size + n:]
+        return decode(payload[_LEN.size:_LEN.size + n]), payload[_LEN.size + n:]
     except ValueError:
         return None
 
@@ -102,10 +101,9 @@ class HandlerLibrary:
         Background, translator/background.py), else on this one when they are submitted;
         `save`: keep what is built on disk (not for `jitbt run --no-cache`, which leaves
         nothing behind: it uses the library as it is)."""
-        from .lifter import Lifter
         self.codegen = codegen
         self.knobs = handler_knobs(knobs)
-        self.lifter = Lifter(self.knobs)
+        self._lifter = None
         self.key = library_key(knobs)
         self.folder = os.path.join(folder or os.path.join(default_folder(), "handlers"),
                                    self.key[:24])
@@ -129,6 +127,15 @@ class HandlerLibrary:
         self.loaded = False
 
     # ---- lookup ---------------------------------------------------------------------------------
+    @property
+    def lifter(self):
+        """The lifter handlers are lifted with (made, and the lifter imported, when a handler
+        is first built: a run whose library has every handler it needs lifts nothing)."""
+        if self._lifter is None:
+            from .lifter import Lifter
+            self._lifter = Lifter(self.knobs)
+        return self._lifter
+
     def key_of(self, insn, key: str | None = None) -> str:
         """The key of the handler of `insn`: its shape's (`key`: ``shape_key(insn, True)``,
         when the caller has it), or its encoding's when the shape needs handlers per
@@ -220,17 +227,18 @@ class HandlerLibrary:
     def _texts(self, wanted: dict) -> tuple[list, list]:
         """Lift wanted handlers: (handler texts, their index entries). Shapes found to need
         handlers per encoding join ``static``, and their encodings' handlers are lifted."""
+        from . import handler_ir
         texts, entries = [], []
         todo = list(wanted.items())
         while todo:
             key, (insn, is_static) = todo.pop()
             name = f"h{len(texts)}"
             if insn is None:
-                texts.append((interp.special_text(key, name), set()))
+                texts.append((handler_ir.special_text(key, name), set()))
                 entries.append([key, "", 0])
                 continue
             try:
-                texts.append(interp.handler_text(self.lifter, insn, is_static, name))
+                texts.append(handler_ir.handler_text(self.lifter, insn, is_static, name))
             except TypeError:
                 if not is_static:
                     # The semantic needs numbers of the encoding: handlers per encoding.
@@ -249,9 +257,10 @@ class HandlerLibrary:
 
     def module(self, wanted: dict) -> tuple[str, dict]:
         """The IR of a chunk of the `wanted` handlers, and its index (without object code)."""
+        from . import handler_ir
         texts, entries = self._texts(wanted)
         table = f"jitbt_handlers_{os.urandom(8).hex()}"
-        return (interp.library_text(texts, table),
+        return (handler_ir.library_text(texts, table),
                 {"table": table, "handlers": entries, "static": sorted(self.static)})
 
     def _passes(self, tm):
@@ -477,6 +486,7 @@ STRING_OPS = {"movs", "stos", "lods", "scas", "cmps", "ins", "outs", "xlat"}
 
 
 def _rebuild(library: HandlerLibrary, insns) -> int:
+    from . import handler_ir
     shapes: dict[str, dict] = {}          # shape key -> {encoding key: an instruction}
     for insn in insns:
         shapes.setdefault(interp.shape_key(insn), {}).setdefault(interp.static_key(insn), insn)
@@ -486,7 +496,7 @@ def _rebuild(library: HandlerLibrary, insns) -> int:
         first = next(iter(encodings.values()))
         if key not in library.static:
             try:                            # (lifting is cheap: about 60 us a handler)
-                interp.handler_text(library.lifter, first, False, "probe")
+                handler_ir.handler_text(library.lifter, first, False, "probe")
             except TypeError:
                 library.static.add(key)
             except Exception:               # noqa: BLE001 - built (and set aside) below
@@ -501,7 +511,7 @@ def _rebuild(library: HandlerLibrary, insns) -> int:
         if key in wanted or key in library.static:
             continue
         try:
-            interp.handler_text(library.lifter, insn, False, "probe")
+            handler_ir.handler_text(library.lifter, insn, False, "probe")
         except Exception:                   # noqa: BLE001
             continue
         wanted[key] = (insn, False)

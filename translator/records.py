@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import array
 import ctypes
-import json
 import struct
 
 from . import VERSION
 from .cache import Translation
 from .interp import RECORD, shape_words
-from .persist import module_key
+from .persist import decode, encode, module_key
 from .state import PAGE_SHIFT, PAGE_SIZE
 
 SUFFIX = ".rec"
@@ -146,7 +145,7 @@ def _pack(entries: dict) -> bytes:
         blocks.append([start, end, fault, len(raw), [keys.setdefault(k, len(keys)) for k in ks],
                        succs])
         blob += [raw, words]
-    head = json.dumps({"keys": list(keys), "blocks": blocks}, separators=(",", ":")).encode()
+    head = encode({"keys": list(keys), "blocks": blocks})
     return struct.pack("<I", len(head)) + head + b"".join(blob)
 
 
@@ -154,7 +153,7 @@ def _parse(data: bytes):
     """{start: (end, fault, raw, keys, words, successors)} of an entry, or None if malformed."""
     try:
         (n,) = struct.unpack_from("<I", data)
-        head = json.loads(data[4:4 + n])
+        head = decode(data[4:4 + n])
         names = head["keys"]
         at, out = 4 + n, {}
         for start, end, fault, nraw, ks, succs in head["blocks"]:
