@@ -1,7 +1,7 @@
 """The benchmark suite: each workload run natively, under jitbt and under qemu-x86_64, in one run.
 
-    .venv/bin/python bench/run.py [--runs N] [--only sort,crc32] [--levels hle,datapath]
-                                  [--out bench/results]
+    .venv/bin/python bench/run.py [--runs N] [--qemu-runs N] [--only sort,crc32]
+                                  [--levels hle,datapath] [--out bench/results]
     make bench                     # builds the workloads, then runs this
 
 jitbt runs at the default level (block) cold and warm, and at every other accuracy level warm
@@ -9,12 +9,14 @@ jitbt runs at the default level (block) cold and warm, and at every other accura
 trade-off on one page.
 
 For every workload the runner checks that all configurations print the same output, takes the
-median wall time of N runs, and prints a table of times and ratios to native with the geometric
-mean, plus jitbt's translation statistics from --stats runs: blocks, compile seconds and
-translation throughput (guest instructions per second of decoding, lifting and compiling) cold,
-over all tiers and without the optimising tier (its forming of hot regions, their IR and
-their -O2: recompiling code that already runs), and the persistent-cache hits of a warm run. Start-up is measured apart: a static glibc hello
-world (bench/workloads/hello.c), native, cold, warm and under qemu-x86_64, median of 5. It writes
+median wall time of N runs (under qemu-x86_64, --qemu-runs of a workload it needs 5 s or more
+for; the JSON's "runs" says how many each configuration had), and prints a table of times and
+ratios to native with the geometric mean, plus jitbt's translation statistics from --stats
+runs: blocks, compile seconds and translation throughput (guest instructions per second of
+decoding, lifting and compiling) cold, over all tiers and without the optimising tier (its
+forming of hot regions, their IR and their -O2: recompiling code that already runs), and the
+persistent-cache hits of a warm run. Start-up is measured apart: a static glibc hello world
+(bench/workloads/hello.c), native, cold, warm and under qemu-x86_64, median of 5. It writes
 JSON (for machines) and a PNG chart (ratios to native, log scale) to the output folder. It
 measures and reports; it never fails on speed.
 """
@@ -154,8 +156,16 @@ def geomean(values):
     return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
 
 
+QEMU_FULL_BELOW = 5.0     # seconds: a workload qemu-x86_64 runs faster than this, it runs as
+                          # often as the others whatever --qemu-runs says
+
+
 def run_suite(names, runs: int, timeout: float, progress=None, levels=None,
               qemu_runs: int | None = None) -> dict:
+    """`qemu_runs`: runs under qemu-x86_64 of a workload whose first run there took
+    QEMU_FULL_BELOW seconds or more (matmul takes a minute); one that took less runs `runs`
+    times like the others (crc32's cold comparison with qemu-x86_64 is within a few percent,
+    and one run of qemu-x86_64 against jitbt's median of three decided it either way)."""
     configs = configurations(levels)
     results = {}
     for name in names:
@@ -171,10 +181,15 @@ def run_suite(names, runs: int, timeout: float, progress=None, levels=None,
         for cname, prefix in configs.items():
             if cname.startswith("jitbt") and cname != "jitbt cold":
                 timed(prefix + [str(path)], timeout)      # fills the cache; not timed
+        def wanted(cname: str) -> int:
+            if cname != "qemu-x86_64" or not qemu_runs:
+                return runs
+            first = samples[cname][:1]
+            return max(runs, qemu_runs) if first and first[0] < QEMU_FULL_BELOW else qemu_runs
+
         for r in range(max(runs, qemu_runs or 0)):
             for cname, prefix in configs.items():
-                wanted = qemu_runs if cname == "qemu-x86_64" and qemu_runs else runs
-                if r >= wanted or cname in failed:
+                if r >= wanted(cname) or cname in failed:
                     continue
                 try:
                     seconds, out, code = timed(prefix + [str(path)], timeout)
@@ -188,6 +203,7 @@ def run_suite(names, runs: int, timeout: float, progress=None, levels=None,
                     continue
                 samples[cname].append(seconds)
                 outputs[cname] = out
+        row["runs"] = {cname: len(samples[cname]) for cname in configs}
         for cname in configs:
             row["times"][cname] = statistics.median(samples[cname]) if samples[cname] else None
             if progress:
@@ -267,8 +283,9 @@ def chart(results: dict, path: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--qemu-runs", type=int, help="runs under qemu-x86_64 (default: --runs; "
-                    "qemu needs minutes for matmul)")
+    ap.add_argument("--qemu-runs", type=int, help="runs under qemu-x86_64 of a workload whose "
+                    f"first run there took {QEMU_FULL_BELOW:.0f} s or more (default: --runs; "
+                    "qemu needs a minute for matmul); quicker ones run --runs times")
     ap.add_argument("--only", help="comma-separated workload names")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
