@@ -36,8 +36,9 @@ def _formatter(prog: str):
     return argparse.HelpFormatter(prog, width=max(width, 40) - 2)
 
 
-# `jitbt run`'s options: flags, options with a value, options that may be repeated (their
-# attribute names are argparse's dest of each; build_parser declares them for argparse).
+# `jitbt run`'s options: flags, options with a value, options that may be repeated, with
+# argparse's dest of each (build_parser declares them for argparse; tests/test_cli.py checks
+# that the two agree).
 RUN_FLAGS = {"--stats": "stats", "--strace": "strace", "--strict": "strict",
              "--no-cache": "no_cache"}
 RUN_VALUES = {"--accuracy": "accuracy", "--trace": "trace", "--argv0": "argv0",

@@ -217,6 +217,27 @@ def test_run_command_lines_read_without_argparse_read_as_argparse_does(argv):
     assert vars(quick) == vars(build_parser("run").parse_args(["run"] + argv))
 
 
+def test_the_quick_reading_knows_every_run_option_as_argparse_declares_it():
+    """quick_run_args's tables of options and build_parser's declarations must not drift: every
+    option of the run subcommand but help is in exactly one table, under argparse's dest, as
+    a flag, a value or a repeatable value as argparse takes it, and nothing else is."""
+    import argparse
+
+    from runtime.cli import RUN_FLAGS, RUN_LISTS, RUN_VALUES, build_parser
+    sub = next(a for a in build_parser("run")._actions
+               if isinstance(a, argparse._SubParsersAction)).choices["run"]
+    seen = set()
+    for action in sub._actions:
+        for option in action.option_strings:
+            if option in ("-h", "--help"):
+                continue
+            table = (RUN_FLAGS if isinstance(action, argparse._StoreTrueAction) else
+                     RUN_LISTS if isinstance(action, argparse._AppendAction) else RUN_VALUES)
+            assert table.get(option) == action.dest, option
+            seen.add(option)
+    assert seen == set(RUN_FLAGS) | set(RUN_VALUES) | set(RUN_LISTS)
+
+
 @pytest.mark.parametrize("argv", TO_ARGPARSE)
 def test_other_run_command_lines_are_left_to_argparse(argv):
     from runtime.cli import quick_run_args
