@@ -353,17 +353,19 @@ class Translator:
         s = self.stats
         s.decoded += 1
         s.seconds_decode += t1 - t0
-        t = interpret(lib, block)
+        keys: list[str] = []
+        t = interpret(lib, block, keys)
         if t is None and not lib.threaded:
             lib.build()                 # (background=off: the handlers, then the block)
-            t = interpret(lib, block)
+            keys.clear()
+            t = interpret(lib, block, keys)
         s.seconds_records += time.perf_counter() - t1
         if t is None:
             lib.submit()
             return None
         self.interpreted[address] = block
         if self.records is not None:
-            self.records.add(block, lib)
+            self.records.add(block, t, keys)
         s.interp_blocks += 1
         s.interp_insns += t.ninsns
         return t

@@ -145,15 +145,13 @@ class HandlerLibrary:
             return interp.static_key(insn)
         return key if key in self.addr else interp.shape_key(insn)
 
-    def keys(self, block) -> list[str]:
-        """The handler keys of a block's records, the one after its instructions included."""
-        return [self.key_of(i) for i in block.insns] + [
-            interp.FETCH_FAULT if block.fetch_fault is not None else interp.END]
-
     def lookup(self, insn, key: str | None = None) -> int | None:
         """The address of the handler of `insn` (`key`: as for key_of), or None when the
         library lacks it (it is wanted then, unless it cannot be built)."""
-        key = self.key_of(insn, key)
+        return self.handler(insn, self.key_of(insn, key))
+
+    def handler(self, insn, key: str) -> int | None:
+        """The address of the handler `key` (key_of's) of `insn`, or None as for lookup."""
         h = self.addr.get(key)
         if h is None and key not in self.broken and key not in self.building:
             self.wanted.setdefault(key, (insn, interp.is_static_key(key)))

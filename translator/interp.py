@@ -143,19 +143,24 @@ def is_static_key(key: str) -> bool:
 _RECORD = struct.Struct(f"<{WORDS}Q")
 
 
-def interpret(library, block) -> Translation | None:
+def interpret(library, block, keys: list | None = None) -> Translation | None:
     """The interpreted translation of a decoded block, or None when a handler it needs is not
-    in `library` yet (asked for: see HandlerLibrary.want)."""
+    in `library` yet (asked for: see HandlerLibrary.want). `keys`, when given, gets the handler
+    key of each record (what the records kept between runs name their handlers by)."""
     insns = block.insns
-    lookup = library.lookup
+    key_of, handler = library.key_of, library.handler
     handlers, words = [], []
+    if keys is None:
+        keys = []
     for insn in insns:                              # (every missing handler is wanted)
         key, w = shape_words(insn)
-        handlers.append(lookup(insn, key if insn.rule is None and not insn.bad_operands
-                               else None))
+        key = key_of(insn, key if insn.rule is None and not insn.bad_operands else None)
+        keys.append(key)
+        handlers.append(handler(insn, key))
         words.append(w)
     last = block.fetch_fault if block.fetch_fault is not None else block.end
-    handlers.append(library.special(FETCH_FAULT if block.fetch_fault is not None else END))
+    keys.append(FETCH_FAULT if block.fetch_fault is not None else END)
+    handlers.append(library.special(keys[-1]))
     if None in handlers:
         return None
     buf = ctypes.create_string_buffer(len(handlers) * RECORD)
