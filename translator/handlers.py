@@ -19,7 +19,7 @@ there were into it). (A cold run that met a missing shape paid 20-60 ms: crc32's
 sort's and hashtable's shifts, matmul's [rcx + rax].)::
 
     lib = HandlerLibrary(codegen, knobs)
-    lib.lookup(insn)          # the handler's address, or None (then wanted)
+    lib.handler(insn, lib.key_of(insn))   # the handler's address, or None (then wanted)
     lib.build()               # compile what is wanted now, on this thread
     lib.poll()                # load chunks the second thread finished
 """
@@ -145,13 +145,9 @@ class HandlerLibrary:
             return interp.static_key(insn)
         return key if key in self.addr else interp.shape_key(insn)
 
-    def lookup(self, insn, key: str | None = None) -> int | None:
-        """The address of the handler of `insn` (`key`: as for key_of), or None when the
-        library lacks it (it is wanted then, unless it cannot be built)."""
-        return self.handler(insn, self.key_of(insn, key))
-
     def handler(self, insn, key: str) -> int | None:
-        """The address of the handler `key` (key_of's) of `insn`, or None as for lookup."""
+        """The address of the handler `key` (key_of's) of `insn`, or None when the library
+        lacks it (it is wanted then, unless it cannot be built)."""
         h = self.addr.get(key)
         if h is None and key not in self.broken and key not in self.building:
             self.wanted.setdefault(key, (insn, interp.is_static_key(key)))
