@@ -358,7 +358,8 @@ class Machine:
                 + (f", {lib.corrupt} corrupt chunks removed" if lib.corrupt else "")))
               if lib is not None else ()),
             ("blocks translated", f"{s.blocks}"),
-            ("blocks decoded", f"{s.decoded}"),
+            ("blocks decoded", f"{s.decoded}" + (f" ({s.decoded_native} by the native decoder)"
+                                                  if s.decoded_native else "")),
             ("guest instructions translated", f"{s.insns}"),
             ("LLVM modules compiled", f"{s.modules}"),
             ("hot regions (optimising tier)", f"{s.regions} ({tr.hot_blocks} blocks)"

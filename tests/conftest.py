@@ -30,11 +30,13 @@ def guest_list() -> list[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def built_guests():
-    """Build the guests if needed (make test does it first; this keeps `pytest` alone working),
-    and the interpreter's handler library for them and the conformance forms, as `make run`
-    does for a user (once for all workers: the first takes a lock and builds it)."""
+    """Build the guests and the native decoder if needed (make test does it first; this keeps
+    `pytest` alone working), and the interpreter's handler library for them and the
+    conformance forms, as `make run` does for a user (once for all workers: the first takes a
+    lock and builds it)."""
     import fcntl
     subprocess.run(["make", "-s", "-C", str(GUESTS)], check=True, capture_output=True)
+    subprocess.run(["make", "-s", "-C", str(ROOT), "native"], check=True, capture_output=True)
     cache = Path(os.environ["XDG_CACHE_HOME"])
     with open(cache / "prepare.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -66,6 +66,7 @@ SOURCE_DIGEST = _source_digest()
 @dataclass
 class Stats:
     decoded: int = 0          # blocks decoded (a warm run loads regions without decoding)
+    decoded_native: int = 0   # ... of which by the native decoder (translator/fastdec.py)
     blocks: int = 0
     insns: int = 0
     modules: int = 0
@@ -122,6 +123,7 @@ class Translator:
         self.fetch = fetch
         self.knobs = knobs = knobs or Knobs()
         self._decoder = None
+        self._native = False                   # translator/fastdec.py's decoder (None: none)
         self._lifter = None
         self.store = store                            # persist.ObjectStore, or None
         self.codegen = Codegen(knobs.opt, store)      # the optimising tier
@@ -348,12 +350,30 @@ class Translator:
                 self._page_records(address, lib)
                 self.stats.seconds_records += time.perf_counter() - t0
                 return t
+        s = self.stats
+        keys: list[str] = []
+        native = self._native
+        if native is False:
+            from . import fastdec
+            native = self._native = fastdec.load(self.max_insns)
+        made = native.interpret(lib, self.fetch, address, self.max_insns, keys) \
+            if native is not None else None
+        if made is not None:
+            # (decoded and made into records in one native call: its time is decoding's)
+            t, raw, succs = made
+            s.decoded += 1
+            s.decoded_native += 1
+            s.seconds_decode += time.perf_counter() - t0
+            self.interpreted[address] = (None, raw, t.ninsns, succs)
+            if self.records is not None:
+                self.records.add(address, t.end, None, raw, succs, t, keys)
+            s.interp_blocks += 1
+            s.interp_insns += t.ninsns
+            return t
         block = self.decoder.decode_block(self.fetch, address, self.max_insns)
         t1 = time.perf_counter()
-        s = self.stats
         s.decoded += 1
         s.seconds_decode += t1 - t0
-        keys: list[str] = []
         t = interpret(lib, block, keys)
         if t is None and not lib.threaded:
             lib.build()                 # (background=off: the handlers, then the block)
@@ -365,7 +385,8 @@ class Translator:
             return None
         self.interpreted[address] = block
         if self.records is not None:
-            self.records.add(block, t, keys)
+            self.records.add(block.start, block.end, block.fetch_fault,
+                             b"".join(i.raw for i in block.insns), block.successors(), t, keys)
         s.interp_blocks += 1
         s.interp_insns += t.ninsns
         return t
@@ -415,7 +436,9 @@ class Translator:
                 continue
             block = self.interpreted.pop(a, None)
             if block is None and a in made:
-                fault, raw, n, succs = made.pop(a)
+                block = made.pop(a)
+            if isinstance(block, tuple):    # (made without Insns: stored or native records)
+                fault, raw, n, succs = block
                 shapes.append((a, fault, raw))
                 ninsns.append(n)
                 blocks.append(None)

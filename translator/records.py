@@ -9,8 +9,9 @@ names its handler by shape key)::
 
     rs = RecordStore(store, fetch, key_base)
     t = rs.translation(address, library)     # an interpreted Translation, or None
-    rs.add(block, t, keys)                   # (interpreted this run, with interp.interpret's keys:
-                                             # saved by save())
+    rs.add(start, end, fault, raw, succs, t, keys)   # a block interpreted this run (its
+                                             # extent, bytes and successors, its translation
+                                             # and interp.interpret's keys): saved by save()
     rs.save(written_pages)
 """
 from __future__ import annotations
@@ -114,7 +115,8 @@ class RecordStore:
         entries = self.pages.get(address >> PAGE_SHIFT)
         return [a for a in entries if a != address] if entries else []
 
-    def add(self, block, t: Translation, keys: list[str]) -> None:
+    def add(self, start: int, end: int, fault: int | None, raw: bytes, succs: list,
+            t: Translation, keys: list[str]) -> None:
         """Remember a block interpreted this run, to be saved: its translation `t` (its
         records, whose handler words are left out: a later run's library has its own
         addresses) and the handler key of each record (interp.interpret's `keys`). (Made again
@@ -123,9 +125,8 @@ class RecordStore:
         words = memoryview(bytearray(t.records)).cast("Q")
         words[::RECORD // 8] = array.array("Q", bytes(8 * len(keys)))
         words = words.tobytes()
-        raw = b"".join(i.raw for i in block.insns)
-        self.new.setdefault(block.start >> PAGE_SHIFT, {})[block.start] = (
-            block.end, block.fetch_fault, raw, keys, words, block.successors())
+        self.new.setdefault(start >> PAGE_SHIFT, {})[start] = (end, fault, raw, keys, words,
+                                                              succs)
 
     def save(self, skip=()) -> None:
         """Store the entries of the pages that got blocks this run (with what their entries

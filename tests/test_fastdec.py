@@ -1,0 +1,90 @@
+"""The native decoder (translator/fastdec.c) against the Python path it stands in for.
+
+The interpreter's records of a block must be the same whichever path made them: the handler
+library, the records kept between runs and the compiled tiers all read them. So every block
+that starts at an instruction of the guest programs' executable sections (glibc and musl,
+static and static-pie, -O3 vector and x87 code, busybox) is made both ways; where the native
+helper makes a block, its records, handler keys, extent, bytes and successors must equal the
+Python path's, and it must make every block the Python path makes without a rewrite rule, an
+operand the translator does not take, bytes that do not decode, an instruction without
+semantics, or a handler per encoding (what it leaves to Python by design)."""
+from __future__ import annotations
+
+import ctypes
+
+import pytest
+
+from conftest import BUILD
+
+PROGRAMS = ["libcmix-glibc", "libcmix-glibc-pie", "libcmix-musl", "numeric-glibc-O3",
+            "numeric-musl-O3", "/bin/busybox"]
+
+
+def test_the_native_decoder_is_built():
+    """make builds the helper (make native) before it runs or tests anything."""
+    from translator import fastdec
+    assert fastdec.load() is not None, f"{fastdec.LIBRARY} missing or stale: run `make native`"
+
+
+def _memory(path):
+    """Guest memory holding a program's executable segments (a static-pie's where the loader
+    puts it)."""
+    from elftools.elf.elffile import ELFFile
+
+    from runtime.loader import PIE_BASE
+    from runtime.memory import GuestMemory
+    from translator.state import PERM_R, PERM_X
+    mem = GuestMemory()
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        bias = PIE_BASE if elf["e_type"] == "ET_DYN" else 0
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_flags"] & 1:
+                start = (seg["p_vaddr"] + bias) & ~0xFFF
+                end = (seg["p_vaddr"] + bias + seg["p_memsz"] + 0xFFF) & ~0xFFF
+                mem.map(start, end - start, PERM_R | PERM_X)
+                mem.poke(seg["p_vaddr"] + bias, seg.data())
+    return mem, bias
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_native_and_python_records_agree_on_every_block(program):
+    from translator import Translator, fastdec
+    from translator.decoder import Decoder
+    from translator.handlers import sweep
+    from translator.interp import RECORD, UNSUPPORTED, interpret, is_static_key
+    from translator.knobs import Knobs
+    path = program if program.startswith("/") else str(BUILD / program)
+    mem, bias = _memory(path)
+    tr = Translator(mem.fetch, Knobs(background="off"))
+    lib = tr.handlers
+    lib.load()
+    assert len(lib.addr) > 3000, "the handler library is not prepared"
+    native = fastdec.load()
+    assert native is not None, "the native decoder is not built: run `make native`"
+    decoder = Decoder()
+    made = python_only = 0
+    for insn in sweep(path):
+        address = insn.address + bias
+        keys: list[str] = []
+        fast = native.interpret(lib, mem.fetch, address, None, keys)
+        block = decoder.decode_block(mem.fetch, address)
+        py_keys: list[str] = []
+        t = interpret(lib, block, py_keys)
+        eligible = (t is not None and block.fetch_fault is None
+                    and all(i.rule is None and not i.bad_operands for i in block.insns)
+                    and not any(is_static_key(k) or k == UNSUPPORTED for k in py_keys))
+        where = block.insns[0].describe() if block.insns else hex(address)
+        assert (fast is not None) == eligible, where
+        if fast is None:
+            python_only += 1
+            continue
+        ft, raw, succs = fast
+        size = (t.ninsns + 1) * RECORD
+        assert (ft.address, ft.end, ft.ninsns, ft.host) == (t.address, t.end, t.ninsns, t.host)
+        assert ctypes.string_at(ft.data, size) == ctypes.string_at(t.data, size), where
+        assert keys == py_keys, where
+        assert raw == b"".join(i.raw for i in block.insns), where
+        assert succs == block.successors(), where
+        made += 1
+    assert made > 5 * python_only, (made, python_only)
