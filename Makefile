@@ -3,7 +3,7 @@
 #                library) and run a guest under jitbt
 #   make test    run the test suite
 #   make guests  build the guest programs
-#   make native  build the native decoder (translator/fastdec.c)
+#   make native  build jitbt's native helpers (translator/native.c)
 #   make bench   run the benchmark suite: native vs jitbt vs qemu-x86_64 (minutes; not part of test)
 #   make clean   remove what the build made
 PYTHON ?= python3
@@ -43,13 +43,14 @@ prepare: venv guests
 prepare-list:
 	@echo $(PREPARE)
 
-# The interpreter's decoding in native code (translator/fastdec.c: capstone's decoding, records
-# and shape keys of a block in one call; a cold run's start-up decodes 3-4 times faster). It
-# needs only gcc, not capstone's or Python's headers; without it jitbt decodes in Python.
-NATIVE := translator/libfastdec.so
+# jitbt's native helpers (translator/native.c): the interpreter's decoding (capstone's decoding,
+# records and shape keys of a block in one call; a cold start decodes 3-4 times faster) and the
+# relocations of the object code every run loads. Only gcc is needed, not capstone's or
+# Python's headers; without the library jitbt does the same in Python.
+NATIVE := translator/libjitbt_native.so
 native: $(NATIVE)
 
-$(NATIVE): translator/fastdec.c | deps
+$(NATIVE): translator/native.c | deps
 	gcc -O2 -Wall -shared -fPIC -o $@ $<
 
 # Install missing Debian packages (CI machines start with only what this Makefile installs).

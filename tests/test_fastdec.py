@@ -1,4 +1,4 @@
-"""The native decoder (translator/fastdec.c) against the Python path it stands in for.
+"""The native decoder (translator/native.c, fastdec.py) against the Python path it stands in for.
 
 The interpreter's records of a block must be the same whichever path made them: the handler
 library, the records kept between runs and the compiled tiers all read them. So every block
@@ -21,9 +21,9 @@ PROGRAMS = ["libcmix-glibc", "libcmix-glibc-pie", "libcmix-musl", "numeric-glibc
 
 
 def test_the_native_decoder_is_built():
-    """make builds the helper (make native) before it runs or tests anything."""
-    from translator import fastdec
-    assert fastdec.load() is not None, f"{fastdec.LIBRARY} missing or stale: run `make native`"
+    """make builds the helpers (make native) before it runs or tests anything."""
+    from translator import fastdec, native
+    assert fastdec.load() is not None, f"{native.LIBRARY} missing or stale: run `make native`"
 
 
 def _memory(path):

@@ -73,14 +73,15 @@ def _relocation_kinds(data: bytes) -> set[int]:
     return kinds
 
 
-def test_loaded_code_computes_what_mcjit_loaded_code_computes():
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
+def test_loaded_code_computes_what_mcjit_loaded_code_computes(native):
     data = _object()
     assert 1 in _relocation_kinds(data)       # absolute relocations are exercised
     mcjit = Codegen(2)       # (its engine, on a target machine it keeps alive)
     mcjit.engine.add_object_file(llvm.ObjectFileRef.from_data(data))
     mcjit.engine.finalize_object()
     reference = F(mcjit.engine.get_function_address("f"))
-    ours = F(ObjectLoader().load(data)["f"])
+    ours = F(ObjectLoader(native).load(data)["f"])
     for a, b in INPUTS * 2:          # (twice: the counter in writable data goes on counting)
         assert ours(a, b) == reference(a, b)
 
@@ -102,8 +103,22 @@ def test_code_pages_are_not_writable_and_data_pages_are():
     assert all("w" not in p or "x" not in p for p in perms.values())
 
 
+def _relocation_entries(data) -> list[int]:
+    """The file offsets of every RELA entry of an object."""
+    shoff, = struct.unpack_from("<Q", data, 40)
+    shnum, = struct.unpack_from("<H", data, 60)
+    out = []
+    for i in range(shnum):
+        kind, off, size = (struct.unpack_from("<I", data, shoff + 64 * i + 4)[0],
+                           *struct.unpack_from("<QQ", data, shoff + 64 * i + 24))
+        if kind == 4:
+            out += range(off, off + size // 24 * 24, 24)
+    return out
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
 @pytest.mark.parametrize("damage", ["truncated", "machine", "relocation", "not elf"])
-def test_damaged_objects_are_refused_not_entered(damage):
+def test_damaged_objects_are_refused_not_entered(damage, native):
     data = bytearray(_object())
     if damage == "truncated":
         data = data[:len(data) // 3]
@@ -121,7 +136,60 @@ def test_damaged_objects_are_refused_not_entered(damage):
     else:
         data = bytearray(b"#!/bin/sh\n" + bytes(200))
     with pytest.raises(ObjectLoadError):
-        ObjectLoader().load(bytes(data))
+        ObjectLoader(native).load(bytes(data))
+
+
+def _handler_chunks() -> list[bytes]:
+    """The object code of the handler library chunks the test session prepared."""
+    from translator.handlers import libraries, unpack
+    out = []
+    for folder in libraries():
+        for name in sorted(os.listdir(folder)):
+            with open(os.path.join(folder, name), "rb") as f:
+                chunk = unpack(f.read())
+            if chunk is not None:
+                out.append(chunk[1])
+    return out
+
+
+def _outcome(loader, data: bytes, base: int):
+    try:
+        return loader.image(data, base)
+    except ObjectLoadError as e:
+        return str(e)
+
+
+def test_native_relocation_makes_the_images_the_python_path_makes():
+    """native.c's jb_relocate against objload's Python relocation: the same pages at the same
+    address, for this test's object, every handler library chunk (some 4,000 relocations
+    each), and damaged relocations (offsets past their section, 32-bit values out of range,
+    symbols past the table, unknown types), which both refuse with the same error."""
+    from translator import native
+    assert native.library() is not None, "the native helpers are not built: run `make native`"
+    base = 0x7F1234560000
+    objects = [_object(), *_handler_chunks()]
+    assert len(objects) >= 3
+    for data in objects:
+        image = _outcome(ObjectLoader(True), data, base)
+        assert not isinstance(image, str), image
+        assert image == _outcome(ObjectLoader(False), data, base)
+    data = objects[0]
+    entries = _relocation_entries(data)
+    assert entries
+    damaged = []
+    for at in entries[:6]:
+        for field, value in ((0, 1 << 40), (8, 99), (8, 1 | 1 << 50), (16, 1 << 40),
+                             (8, 2 | (struct.unpack_from("<Q", data, at + 8)[0] >> 32) << 32),
+                             (8, 10 | (struct.unpack_from("<Q", data, at + 8)[0] >> 32) << 32)):
+            bad = bytearray(data)
+            struct.pack_into("<Q", bad, at + field, value)
+            damaged.append(bytes(bad))
+    refused = 0
+    for bad in damaged:
+        ours = _outcome(ObjectLoader(True), bad, base)
+        assert ours == _outcome(ObjectLoader(False), bad, base)
+        refused += isinstance(ours, str)
+    assert refused >= len(damaged) // 2
 
 
 def _probed_run(guest: str, args: list[str], cache) -> subprocess.CompletedProcess:

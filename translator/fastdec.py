@@ -1,4 +1,4 @@
-"""The interpreter's decoding in native code (translator/fastdec.c), with Python as fallback.
+"""The interpreter's decoding in native code (translator/native.c), with Python as fallback.
 
 A cold run interprets every block it meets first (translator/interp.py), and what that costs is
 decoding and making records: glibc's start-up alone is 900 blocks of 4,500 instructions, about
@@ -7,7 +7,7 @@ does a block in one call: capstone's decoding, the records' words and each instr
 key as text. Python maps the keys to handlers (a dict lookup an instruction) and copies the
 words into the block's record buffer::
 
-    native = load()                         # None: no helper (not built, or JITBT_DECODER=python)
+    native = load()                 # None: no helper library (translator/native.py says when)
     made = native.interpret(library, fetch, address, limit, keys)
     # (Translation, bytes, successors), or None: decode the block in Python (decoder.py and
     # interp.interpret), which handles what the helper leaves to it
@@ -15,20 +15,17 @@ words into the block's record buffer::
 The helper leaves to Python what it does not make the same way, so the records of a block are
 the same whichever path made them: instructions with rewrite rules, registers the translator
 does not take, bytes that do not decode or were not all fetched, shapes the library lacks or
-needs a handler per encoding for. tests/test_fastdec.py compares both paths on every block the
-guest programs run. The Makefile builds the helper with gcc (`make native`); without it, or with
-JITBT_DECODER=python in the environment, the Python path does everything.
+needs a handler per encoding for. tests/test_fastdec.py compares both paths on every block that
+starts at an instruction of the guest programs. Without the helper library (translator/native.py)
+the Python path does everything.
 """
 from __future__ import annotations
 
 import array
 import ctypes
-import os
 
 from .cache import Translation
 
-ABI = 1
-LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libfastdec.so")
 KEYS_CAP = 1 << 16
 R_GPR, R_XMM, R_ST, R_MM, R_RIP, R_FS, R_GS = range(1, 8)
 
@@ -36,9 +33,9 @@ R_GPR, R_XMM, R_ST, R_MM, R_RIP, R_FS, R_GS = range(1, 8)
 class NativeDecoder:
     def __init__(self, lib, limit: int | None = None):
         from . import decoder, rewrite
-        limit = limit or decoder.MAX_BLOCK_INSNS
         from .interp import END, RECORD, WORDS
-        self.lib = lib
+        limit = limit or decoder.MAX_BLOCK_INSNS
+        self.lib = lib                                  # (kept loaded while this is used)
         self.RECORD, self.WORDS, self.END = RECORD, WORDS, END
         self.MAX_INSN_LEN = decoder.MAX_INSN_LEN
         insn = decoder._lib.cs_malloc(decoder._HANDLE)
@@ -136,14 +133,12 @@ class NativeDecoder:
 
 
 def load(limit: int | None = None) -> NativeDecoder | None:
-    """The native decoder, or None when its helper is not built or JITBT_DECODER=python."""
-    if os.environ.get("JITBT_DECODER") == "python" or not os.path.exists(LIBRARY):
+    """The native decoder, or None without the helper library (translator/native.py)."""
+    from . import native
+    lib = native.library()
+    if lib is None:
         return None
     try:
-        lib = ctypes.PyDLL(LIBRARY)      # (keeps the GIL: capstone's handle is shared)
-        lib.jb_abi.restype = ctypes.c_int
-        if lib.jb_abi() != ABI:
-            return None
         return NativeDecoder(lib, limit)
-    except (OSError, AttributeError, ValueError, MemoryError):
+    except (AttributeError, ValueError, MemoryError):
         return None

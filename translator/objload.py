@@ -22,6 +22,7 @@ Loaded code is never unloaded (nor is MCJIT's): translations live as long as the
 """
 from __future__ import annotations
 
+import array
 import ctypes
 import mmap
 import struct
@@ -46,6 +47,7 @@ _munmap = _libc.munmap
 _munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _U64 = struct.Struct("<Q")
+_MASK = (1 << 64) - 1
 
 
 class ObjectLoadError(Exception):
@@ -75,12 +77,32 @@ def _libraries() -> list:
     return _LIBS
 
 
+_RELOCATE: list = []
+
+
+def _native_relocate():
+    """native.c's jb_relocate, or None without the helper library (translator/native.py)."""
+    if not _RELOCATE:
+        from . import native
+        lib = native.library()
+        f = None
+        if lib is not None:
+            f = lib.jb_relocate
+            f.restype = ctypes.c_long
+            f.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
+                          ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t,
+                          ctypes.c_uint64)
+        _RELOCATE.append(f)
+    return _RELOCATE[0]
+
+
 def _align(n: int, a: int) -> int:
     return (n + a - 1) & -a if a > 1 else n
 
 
 class ObjectLoader:
-    def __init__(self):
+    def __init__(self, native: bool = True):
+        self.native = native                  # relocate with native.c's jb_relocate if built
         self.symbols: dict[str, int] = {}     # global symbols of every object loaded so far
         self.mappings: list[tuple[int, int]] = []
         self.loaded = 0
@@ -93,6 +115,45 @@ class ObjectLoader:
             raise ObjectLoadError(f"malformed object: {e}") from None
 
     def _load(self, data: memoryview) -> dict[str, int]:
+        sections, offsets, total, exec_end = self._layout(data)
+        base = _mmap(None, total, mmap.PROT_READ | mmap.PROT_WRITE,
+                     mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+        if base in (None, _MAP_FAILED):
+            raise MemoryError(f"mmap of {total} bytes for object code failed")
+        try:
+            image, exported = self._image(data, sections, offsets, base, total)
+            ctypes.memmove(base, bytes(image), total)
+            if exec_end and _mprotect(base, _align(exec_end, PAGE),
+                                      mmap.PROT_READ | mmap.PROT_EXEC) != 0:
+                raise OSError(ctypes.get_errno(), "mprotect of object code failed")
+        except BaseException:
+            _munmap(base, total)           # (nothing of it was entered)
+            raise
+        self.mappings.append((base, total))
+        self.symbols.update(exported)
+        self.loaded += 1
+        return exported
+
+    def image(self, data: bytes, base: int) -> tuple[bytearray, dict[str, int]]:
+        """The object's pages as they would be loaded at host address `base`, and its global
+        symbols, without mapping or entering anything (for tests)."""
+        try:
+            sections, offsets, total, _ = self._layout(memoryview(data))
+            return self._image(memoryview(data), sections, offsets, base, total)
+        except (struct.error, IndexError, ValueError, UnicodeDecodeError) as e:
+            raise ObjectLoadError(f"malformed object: {e}") from None
+
+    def _image(self, data, sections, offsets, base: int, total: int):
+        image = bytearray(total)
+        for i, off in offsets.items():
+            s = sections[i]
+            if s[1] != SHT_NOBITS:
+                image[off:off + s[5]] = data[s[4]:s[4] + s[5]]
+        return image, self._link(data, sections, offsets, base, image)
+
+    def _layout(self, data: memoryview):
+        """(sections, their offsets in the image, the image's size, where its executable
+        part ends) of an object, checked."""
         if bytes(data[:4]) != b"\x7fELF" or data[4] != 2 or data[5] != 1:
             raise ObjectLoadError("not a 64-bit little-endian ELF file")
         e_type, e_machine = struct.unpack_from("<HH", data, 16)
@@ -127,29 +188,7 @@ class ObjectLoader:
                     offsets[i] = size
                     size += s[5]
         exec_end = ro_end if any(sections[i][2] & SHF_WRITE for i in offsets) else size
-        total = _align(max(size, 1), PAGE)
-        base = _mmap(None, total, mmap.PROT_READ | mmap.PROT_WRITE,
-                     mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
-        if base in (None, _MAP_FAILED):
-            raise MemoryError(f"mmap of {total} bytes for object code failed")
-        try:
-            image = bytearray(total)
-            for i, off in offsets.items():
-                s = sections[i]
-                if s[1] != SHT_NOBITS:
-                    image[off:off + s[5]] = data[s[4]:s[4] + s[5]]
-            exported = self._link(data, sections, offsets, base, image)
-            ctypes.memmove(base, bytes(image), total)
-            if exec_end and _mprotect(base, _align(exec_end, PAGE),
-                                      mmap.PROT_READ | mmap.PROT_EXEC) != 0:
-                raise OSError(ctypes.get_errno(), "mprotect of object code failed")
-        except BaseException:
-            _munmap(base, total)           # (nothing of it was entered)
-            raise
-        self.mappings.append((base, total))
-        self.symbols.update(exported)
-        self.loaded += 1
-        return exported
+        return sections, offsets, _align(max(size, 1), PAGE), exec_end
 
     def _link(self, data, sections, offsets, base: int, image: bytearray) -> dict[str, int]:
         """Resolve the symbols and apply the relocations into `image` (to be placed at
@@ -193,7 +232,8 @@ class ObjectLoader:
                 raise ObjectLoadError(f"symbol in special section {st_shndx:#x}")
             else:       # in a section not loaded (an empty or non-allocated one)
                 add(0)
-        pack64 = _U64.pack_into
+        relocate = _native_relocate() if self.native and max(values) <= _MASK else None
+        table = None
         for s in sections:
             if s[1] == SHT_REL:
                 raise ObjectLoadError("REL relocations")
@@ -203,29 +243,46 @@ class ObjectLoader:
                 raise ObjectLoadError("relocations against another symbol table")
             size = sections[s[7]][5]
             where = offsets[s[7]]
-            for r_offset, r_info, addend in struct.iter_unpack("<QQq",
-                                                               data[s[4]:s[4] + s[5] // 24 * 24]):
-                kind = r_info & 0xFFFFFFFF
-                value = values[r_info >> 32] + addend
-                if kind == R_X86_64_64 and r_offset + 8 <= size:     # (almost all of them)
-                    pack64(image, where + r_offset, value & 0xFFFFFFFFFFFFFFFF)
+            rela = data[s[4]:s[4] + s[5] // 24 * 24]
+            if relocate is not None:
+                if table is None:
+                    table = array.array("Q", (v & _MASK for v in values))
+                    at = (ctypes.c_char * len(image)).from_buffer(image)
+                # (on an error the Python path goes over the section again, to say which)
+                if relocate(at, len(image), bytes(rela), len(rela) // 24,
+                            table.buffer_info()[0], len(table), where, size, base) == 0:
                     continue
-                if r_offset + 8 > size and kind in (R_X86_64_64, R_X86_64_PC64) or \
-                        r_offset + 4 > size:
-                    raise ObjectLoadError("relocation outside its section")
-                at = where + r_offset
-                place = base + at
-                if kind == R_X86_64_PC64:
-                    pack64(image, at, (value - place) & 0xFFFFFFFFFFFFFFFF)
-                elif kind in (R_X86_64_PC32, R_X86_64_PLT32, R_X86_64_32S):
-                    v = value - place if kind != R_X86_64_32S else value
-                    if not -(1 << 31) <= v < 1 << 31:
-                        raise ObjectLoadError(f"relocation type {kind} out of range")
-                    struct.pack_into("<i", image, at, v)
-                elif kind == R_X86_64_32:
-                    if not 0 <= value < 1 << 32:
-                        raise ObjectLoadError("relocation type 10 out of range")
-                    struct.pack_into("<I", image, at, value)
-                elif kind != R_X86_64_NONE:
-                    raise ObjectLoadError(f"relocation type {kind}")
+            self._relocate(rela, values, image, where, size, base)
+            if relocate is not None:
+                raise ObjectLoadError("relocations the native helper refused")
         return exported
+
+    @staticmethod
+    def _relocate(rela, values, image: bytearray, where: int, size: int, base: int) -> None:
+        """The RELA entries `rela` of a section placed at image[where:where + size] (native.c's
+        jb_relocate does the same in one call)."""
+        pack64 = _U64.pack_into
+        for r_offset, r_info, addend in struct.iter_unpack("<QQq", rela):
+            kind = r_info & 0xFFFFFFFF
+            value = values[r_info >> 32] + addend
+            if kind == R_X86_64_64 and r_offset + 8 <= size:     # (almost all of them)
+                pack64(image, where + r_offset, value & 0xFFFFFFFFFFFFFFFF)
+                continue
+            if r_offset + 8 > size and kind in (R_X86_64_64, R_X86_64_PC64) or \
+                    r_offset + 4 > size:
+                raise ObjectLoadError("relocation outside its section")
+            at = where + r_offset
+            place = base + at
+            if kind == R_X86_64_PC64:
+                pack64(image, at, (value - place) & 0xFFFFFFFFFFFFFFFF)
+            elif kind in (R_X86_64_PC32, R_X86_64_PLT32, R_X86_64_32S):
+                v = value - place if kind != R_X86_64_32S else value
+                if not -(1 << 31) <= v < 1 << 31:
+                    raise ObjectLoadError(f"relocation type {kind} out of range")
+                struct.pack_into("<i", image, at, v)
+            elif kind == R_X86_64_32:
+                if not 0 <= value < 1 << 32:
+                    raise ObjectLoadError("relocation type 10 out of range")
+                struct.pack_into("<I", image, at, value)
+            elif kind != R_X86_64_NONE:
+                raise ObjectLoadError(f"relocation type {kind}")

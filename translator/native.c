@@ -1,24 +1,29 @@
-/* The interpreter's decoding in native code: one call decodes a block with capstone and makes
- * its records' words and each instruction's shape key, what translator/decoder.py and
- * translator/interp.py (shape_words) make in Python an instruction at a time.
+/* jitbt's native helpers (loaded by translator/native.py), for work Python does an item at a
+ * time on every run's path. Each has a Python path beside it that stays the reference.
  *
- * It knows nothing of capstone but what the Python side hands it (translator/fastdec.py): the
+ * jb_block: the interpreter's decoding. One call decodes a block with capstone and makes its
+ * records' words and each instruction's shape key, what translator/decoder.py and
+ * translator/interp.py (shape_words) make in Python an instruction at a time
+ * (translator/fastdec.py). It knows nothing of capstone but what the Python side hands it: the
  * address of cs_disasm_iter, an open handle and a cs_insn from cs_malloc, the offsets of the
  * fields it reads (the decoder's layout, taken from capstone's own ctypes mirrors when the
  * library is not 5.0), a table of capstone's register ids, and the mnemonics that have rewrite
- * rules. So it needs no capstone headers and no Python headers: gcc alone builds it.
+ * rules. So it needs no capstone headers and no Python headers: gcc alone builds it. It makes
+ * only what the Python path would make the same way. Whatever else it meets (an instruction
+ * with a rewrite rule, a register the translator does not take, bytes that do not decode, the
+ * end of the fetched bytes) makes it return -1, and the block is decoded in Python, which
+ * handles those cases. tests/test_fastdec.py checks on every block of the guest programs that
+ * both give the same records and keys.
  *
- * It makes only what the Python path would make the same way. Whatever else it meets (an
- * instruction with a rewrite rule, a register the translator does not take, bytes that do not
- * decode, the end of the fetched bytes) makes it return -1, and the block is decoded in Python,
- * which handles those cases. tests/test_fastdec.py checks on every block of the guest programs
- * that both give the same records and keys.
+ * jb_relocate: the RELA relocations of one section of an object being loaded
+ * (translator/objload.py: the handler library's chunks, 4,000 relocations each, are loaded by
+ * every run), each checked as the Python path checks it.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#define ABI 1
+#define ABI 2
 #define MAX_OPS 4
 
 typedef _Bool (*disasm_iter_fn)(size_t handle, const uint8_t **code, size_t *size,
@@ -291,4 +296,57 @@ long jb_block(const uint8_t *code, size_t len, uint64_t address, long limit, uin
         }
     }
     return -1;    /* capstone stopped first: bad bytes or the end of what was fetched */
+}
+
+/* Relocation types objload applies (the x86-64 psABI's numbers). */
+enum { RX_NONE = 0, RX_64 = 1, RX_PC32 = 2, RX_PLT32 = 4, RX_32 = 10, RX_32S = 11, RX_PC64 = 24 };
+
+/* Applies `n` RELA entries (offset, info, addend: 24 bytes each) of a section placed at
+ * image[where .. where + size), the image to be mapped at host address `base`, the symbols'
+ * values in `values`. Returns 0, or the error objload reports: -1 a relocation outside its
+ * section (or the section outside the image), -2 a value out of its field's range, -3 a type
+ * it does not apply, -4 a symbol index outside the table. The values are computed exactly
+ * (128 bits), as Python's integers compute them. */
+long jb_relocate(uint8_t *image, size_t image_len, const uint8_t *rela, size_t n,
+                 const uint64_t *values, size_t nvalues, size_t where, size_t size, uint64_t base)
+{
+    if (where > image_len || size > image_len - where)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *r = rela + 24 * i;
+        uint64_t offset = rdu64(r), info = rdu64(r + 8);
+        int64_t addend = rd64(r + 16);
+        uint32_t kind = (uint32_t)info;
+        uint64_t sym = info >> 32;
+        if (sym >= nvalues)
+            return -4;
+        __int128 value = (__int128)values[sym] + addend;
+        if ((kind == RX_64 || kind == RX_PC64) && (offset > size || size - offset < 8))
+            return -1;
+        if (offset > size || size - offset < 4)
+            return -1;
+        uint8_t *at = image + where + offset;
+        __int128 place = (__int128)base + where + offset;
+        if (kind == RX_64) {
+            uint64_t v = (uint64_t)value;
+            memcpy(at, &v, 8);
+        } else if (kind == RX_PC64) {
+            uint64_t v = (uint64_t)(value - place);
+            memcpy(at, &v, 8);
+        } else if (kind == RX_PC32 || kind == RX_PLT32 || kind == RX_32S) {
+            __int128 v = kind == RX_32S ? value : value - place;
+            if (v < -((__int128)1 << 31) || v >= ((__int128)1 << 31))
+                return -2;
+            int32_t w = (int32_t)v;
+            memcpy(at, &w, 4);
+        } else if (kind == RX_32) {
+            if (value < 0 || value >= ((__int128)1 << 32))
+                return -2;
+            uint32_t w = (uint32_t)value;
+            memcpy(at, &w, 4);
+        } else if (kind != RX_NONE) {
+            return -3;
+        }
+    }
+    return 0;
 }
