@@ -16,7 +16,7 @@ import sys
 import time
 from translator.plain import dataclass, field
 
-from translator import Translator
+from translator import Translator, native
 from translator.knobs import Knobs
 from translator.persist import ObjectStore
 from translator.rewrite import HELPER_CPUID, HELPER_RDTSC, HELPER_RDTSCP
@@ -360,6 +360,7 @@ class Machine:
             ("blocks translated", f"{s.blocks}"),
             ("blocks decoded", f"{s.decoded}" + (f" ({s.decoded_native} by the native decoder)"
                                                   if s.decoded_native else "")),
+            ("native helpers", native.state()),
             ("guest instructions translated", f"{s.insns}"),
             ("LLVM modules compiled", f"{s.modules}"),
             ("hot regions (optimising tier)", f"{s.regions} ({tr.hot_blocks} blocks)"

@@ -135,3 +135,25 @@ def test_native_and_python_records_agree_on_random_bytes():
                                               block.successors())
                 made += 1
     assert made > 1000
+
+
+@pytest.mark.parametrize("guest", ["calls-glibc", "libcmix-musl-pie", "numeric-glibc-O3"])
+def test_runs_decode_natively_and_match_native(guest):
+    """A cold run decodes nearly every block it interprets with the native decoder (`--stats`)
+    and prints what the native program prints; with JITBT_NATIVE=off it decodes them all in
+    Python, with the same output."""
+    import re
+
+    from conftest import clean_env, run_jitbt, run_native
+    native = run_native(BUILD / guest, env=clean_env())
+    fast = run_jitbt("run", "--no-cache", "--stats", BUILD / guest, env=clean_env())
+    slow = run_jitbt("run", "--no-cache", "--stats", BUILD / guest,
+                     env=dict(clean_env(), JITBT_NATIVE="off"))
+    assert fast.stdout == slow.stdout == native.stdout
+    assert fast.returncode == slow.returncode == native.returncode
+    decoded = re.search(r"blocks decoded\s+(\d+) \((\d+) by the native decoder\)",
+                        fast.stderr.decode())
+    assert decoded and int(decoded[2]) > 0.9 * int(decoded[1]), fast.stderr.decode()
+    assert "native helpers" in fast.stderr.decode() and "loaded" in fast.stderr.decode()
+    assert "by the native decoder" not in slow.stderr.decode()
+    assert "JITBT_NATIVE=off" in slow.stderr.decode()

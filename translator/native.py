@@ -33,3 +33,14 @@ def library():
             except (OSError, AttributeError):
                 pass
     return _lib
+
+
+def state() -> str:
+    """What --stats says of the helpers."""
+    if os.environ.get("JITBT_NATIVE") == "off":
+        return "off (JITBT_NATIVE=off): decoding and relocation in Python"
+    if library() is not None:
+        return f"loaded ({os.path.basename(LIBRARY)})"
+    if os.path.exists(LIBRARY):
+        return f"{os.path.basename(LIBRARY)} is another version: run `make native`"
+    return "not built (`make native`): decoding and relocation in Python"
