@@ -47,28 +47,24 @@ def _memory(path):
     return mem, bias
 
 
-@pytest.mark.parametrize("program", PROGRAMS)
-def test_native_and_python_records_agree_on_every_block(program):
+def _both_ways(fetch):
+    """compare(address): makes the block at `address` both ways, checks that the native path
+    made it exactly when it should and then the same as the Python path; True when it did."""
     from translator import Translator, fastdec
     from translator.decoder import Decoder
-    from translator.handlers import sweep
     from translator.interp import RECORD, UNSUPPORTED, interpret, is_static_key
     from translator.knobs import Knobs
-    path = program if program.startswith("/") else str(BUILD / program)
-    mem, bias = _memory(path)
-    tr = Translator(mem.fetch, Knobs(background="off"))
+    tr = Translator(fetch, Knobs(background="off"))
     lib = tr.handlers
     lib.load()
     assert len(lib.addr) > 3000, "the handler library is not prepared"
-    native = fastdec.load()
+    native, decoder = fastdec.load(), Decoder()
     assert native is not None, "the native decoder is not built: run `make native`"
-    decoder = Decoder()
-    made = python_only = 0
-    for insn in sweep(path):
-        address = insn.address + bias
+
+    def compare(address: int) -> bool:
         keys: list[str] = []
-        fast = native.interpret(lib, mem.fetch, address, None, keys)
-        block = decoder.decode_block(mem.fetch, address)
+        fast = native.interpret(lib, fetch, address, None, keys)
+        block = decoder.decode_block(fetch, address)
         py_keys: list[str] = []
         t = interpret(lib, block, py_keys)
         eligible = (t is not None and block.fetch_fault is None
@@ -77,8 +73,7 @@ def test_native_and_python_records_agree_on_every_block(program):
         where = block.insns[0].describe() if block.insns else hex(address)
         assert (fast is not None) == eligible, where
         if fast is None:
-            python_only += 1
-            continue
+            return False
         ft, raw, succs = fast
         size = (t.ninsns + 1) * RECORD
         assert (ft.address, ft.end, ft.ninsns, ft.host) == (t.address, t.end, t.ninsns, t.host)
@@ -86,7 +81,22 @@ def test_native_and_python_records_agree_on_every_block(program):
         assert keys == py_keys, where
         assert raw == b"".join(i.raw for i in block.insns), where
         assert succs == block.successors(), where
-        made += 1
+        return True
+    return compare
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_native_and_python_records_agree_on_every_block(program):
+    from translator.handlers import sweep
+    path = program if program.startswith("/") else str(BUILD / program)
+    mem, bias = _memory(path)
+    compare = _both_ways(mem.fetch)
+    made = python_only = 0
+    for insn in sweep(path):
+        if compare(insn.address + bias):
+            made += 1
+        else:
+            python_only += 1
     assert made > 5 * python_only, (made, python_only)
 
 
@@ -97,43 +107,19 @@ def test_native_and_python_records_agree_on_random_bytes():
     import random
 
     from runtime.memory import GuestMemory
-    from translator import Translator, fastdec
-    from translator.decoder import Decoder
-    from translator.interp import RECORD, UNSUPPORTED, interpret, is_static_key
-    from translator.knobs import Knobs
     from translator.state import PERM_R, PERM_X
     rng = random.Random(2026)
     base, size = 0x400000, 0x4000
     mem = GuestMemory()
     mem.map(base, size, PERM_R | PERM_X)
-    tr = Translator(mem.fetch, Knobs(background="off"))
-    lib = tr.handlers
-    lib.load()
-    native, decoder = fastdec.load(), Decoder()
-    assert native is not None
+    compare = _both_ways(mem.fetch)
     # (prefix-heavy and escape-heavy bytes besides uniform ones: the encodings that matter)
     alphabet = bytes(range(256)) + bytes([0x66, 0x67, 0xF2, 0xF3, 0xF0, 0x48, 0x4C, 0x0F] * 16)
     made = 0
     for _ in range(300):
         mem.poke(base, bytes(rng.choice(alphabet) for _ in range(size)))
         for _ in range(40):
-            address = base + rng.randrange(size)
-            keys: list[str] = []
-            fast = native.interpret(lib, mem.fetch, address, None, keys)
-            block = decoder.decode_block(mem.fetch, address)
-            py_keys: list[str] = []
-            t = interpret(lib, block, py_keys)
-            eligible = (t is not None and block.fetch_fault is None
-                        and all(i.rule is None and not i.bad_operands for i in block.insns)
-                        and not any(is_static_key(k) or k == UNSUPPORTED for k in py_keys))
-            assert (fast is not None) == eligible, hex(address)
-            if fast is not None:
-                ft, raw, succs = fast
-                n = (t.ninsns + 1) * RECORD
-                assert ctypes.string_at(ft.data, n) == ctypes.string_at(t.data, n)
-                assert (keys, raw, succs) == (py_keys, b"".join(i.raw for i in block.insns),
-                                              block.successors())
-                made += 1
+            made += compare(base + rng.randrange(size))
     assert made > 1000
 
 
