@@ -145,6 +145,9 @@ def build_parser(only: str | None = None):
                        "instruction shape of the conformance forms and of PROGRAMs, once")
     h.add_argument("programs", nargs="*", metavar="PROGRAM", help="programs whose "
                    "instructions to take too (every shape in their executable sections)")
+    h.add_argument("--set", dest="settings", action="append", default=[], metavar="KNOB=VALUE",
+                   help="build the libraries of the levels with these knobs changed (as run "
+                   "--set; e.g. memory=bounded)")
     k = sub.add_parser("conformance", help="run every instruction form on the host CPU and "
                        "under jitbt and report the mismatches (exit status 1 if any differs on "
                        "defined state)")
@@ -308,10 +311,14 @@ def cmd_prepare(a) -> int:
 
     from translator.codegen import Codegen
     from translator.handlers import HandlerLibrary, library_key, prepare
-    from translator.knobs import LEVELS
+    from translator.knobs import LEVELS, KnobError, knobs_for
     libs: dict[str, HandlerLibrary] = {}
     codegen = Codegen(2)
-    for knobs, _ in LEVELS.values():          # (one library serves several levels)
+    try:
+        levels = {name: knobs_for(name, a.settings) for name in LEVELS}
+    except KnobError as e:
+        raise JitbtError(str(e)) from None
+    for knobs in levels.values():             # (one library serves several levels)
         if knobs.interpreted:
             libs.setdefault(library_key(knobs), HandlerLibrary(codegen, knobs))
     try:
@@ -319,9 +326,10 @@ def cmd_prepare(a) -> int:
     except (OSError, ELFError) as e:
         raise JitbtError(f"prepare: {e}") from None
     for lib, (n, seconds) in zip(libs.values(), done):
-        levels = [name for name, (k, _) in LEVELS.items() if library_key(k) == lib.key]
+        served = [name for name, k in levels.items() if library_key(k) == lib.key]
         print(f"{lib.folder}: {n} handlers ({len(lib.static)} shapes by encoding) "
-              f"for {', '.join(levels)} in {seconds:.1f} s")
+              f"for {', '.join(served)}" + (f" with {' '.join(a.settings)}" if a.settings
+                                             else "") + f" in {seconds:.1f} s")
     # The dispatcher too, in the store, where runs without one (--no-cache) find it.
     from translator.persist import ObjectStore
     from .dispatcher import Dispatcher

@@ -20,8 +20,8 @@ from .irbuilder import SYNC, IRBuilder, const
 from .knobs import Knobs
 from .runtime_ir import (BLOCK_CC, CHECK_DEF, FLAGS_ADD, FLAGS_LOGIC, FLAGS_LOGIC_AF0,
                          FLAGS_SUB, FUNCTION_ARGS, MODULE_HEADER, STATE_TYPE, WINDOW)
-from .state import (FLAG_NAMES, GPR_NAMES, PERM_R, PERM_W, SIGSEGV, TABLE_ENTRY, Exit,
-                    access_fault, field_index, table_index, table_index_ir)
+from .state import (ADDRESS_LIMIT, FLAG_NAMES, GPR_NAMES, PERM_R, PERM_W, SIGSEGV, TABLE_ENTRY,
+                    Exit, access_fault, field_index, table_index, table_index_ir)
 
 _SEMANTICS: dict | None = None
 
@@ -967,6 +967,11 @@ class FunctionLifter:
         """The host pointer of guest address `addr` (checked already): mem + addr, or
         mem + base indexed by index and scale, plus disp, when ea() made `addr` of a base and
         an index (see there)."""
+        if not self.lifter.checked:
+            # memory=bounded: no check, the address taken modulo the guest address space, so
+            # that every access stays inside the host region reserved for it.
+            addr = self.b.emit(f"and i64 {addr}, {ADDRESS_LIMIT - 1}")
+            return self.b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
         split = self.site_split if addr == self.site_addr else None
         if split is None:
             return self.b.emit(f"getelementptr i8, ptr %mem, i64 {addr}")
