@@ -303,3 +303,7 @@ def test_bounded_memory_turns_self_modifying_code_checks_off():
     assert knobs_for("block", ["memory=bounded"]).smc == "off"
     with pytest.raises(KnobError, match="not with smc=page"):
         knobs_for("block", ["memory=bounded", "smc=page"])
+    for command in ("run", "prepare"):
+        r = run_jitbt(command, "--set", "memory=bounded", "--set", "smc=page", BUILD / "hello")
+        err = r.stderr.decode()
+        assert r.returncode != 0 and err.count("\n") == 1 and "not with smc=page" in err, err
