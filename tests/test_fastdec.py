@@ -47,14 +47,15 @@ def _memory(path):
     return mem, bias
 
 
-def _both_ways(fetch):
+def _both_ways(fetch, level: str = "block"):
     """compare(address): makes the block at `address` both ways, checks that the native path
-    made it exactly when it should and then the same as the Python path; True when it did."""
+    made it exactly when it should and then the same as the Python path; True when it did.
+    (`level`: whose handler library; datapath's has more shapes with handlers per encoding.)"""
     from translator import Translator, fastdec
     from translator.decoder import Decoder
     from translator.interp import RECORD, UNSUPPORTED, interpret, is_static_key
-    from translator.knobs import Knobs
-    tr = Translator(fetch, Knobs(background="off"))
+    from translator.knobs import knobs_for
+    tr = Translator(fetch, knobs_for(level, ["background=off"]))
     lib = tr.handlers
     lib.load()
     assert len(lib.addr) > 3000, "the handler library is not prepared"
@@ -100,10 +101,11 @@ def test_native_and_python_records_agree_on_every_block(program):
     assert made > 5 * python_only, (made, python_only)
 
 
-def test_native_and_python_records_agree_on_random_bytes():
+@pytest.mark.parametrize("level", ["block", "datapath"])
+def test_native_and_python_records_agree_on_random_bytes(level):
     """Random bytes (seeded; prefixes, rare encodings, bytes that do not decode, blocks cut off
-    by the end of executable memory) through both paths: the same blocks, records and keys,
-    and nothing raises or crashes."""
+    by the end of executable memory) through both paths, with the handler library of block
+    level and of datapath: the same blocks, records and keys, and nothing raises or crashes."""
     import random
 
     from runtime.memory import GuestMemory
@@ -112,7 +114,7 @@ def test_native_and_python_records_agree_on_random_bytes():
     base, size = 0x400000, 0x4000
     mem = GuestMemory()
     mem.map(base, size, PERM_R | PERM_X)
-    compare = _both_ways(mem.fetch)
+    compare = _both_ways(mem.fetch, level)
     # (prefix-heavy and escape-heavy bytes besides uniform ones: the encodings that matter)
     alphabet = bytes(range(256)) + bytes([0x66, 0x67, 0xF2, 0xF3, 0xF0, 0x48, 0x4C, 0x0F] * 16)
     made = 0
