@@ -364,12 +364,7 @@ class Translator:
             s.decoded += 1
             s.decoded_native += 1
             s.seconds_decode += time.perf_counter() - t0
-            self.interpreted[address] = (None, raw, t.ninsns, succs)
-            if self.records is not None:
-                self.records.add(address, t.end, None, raw, succs, t, keys)
-            s.interp_blocks += 1
-            s.interp_insns += t.ninsns
-            return t
+            return self._interpreted(t, keys, (None, raw, t.ninsns, succs))
         block = self.decoder.decode_block(self.fetch, address, self.max_insns)
         t1 = time.perf_counter()
         s.decoded += 1
@@ -383,12 +378,24 @@ class Translator:
         if t is None:
             lib.submit()
             return None
-        self.interpreted[address] = block
+        return self._interpreted(t, keys, block)
+
+    def _interpreted(self, t: Translation, keys: list[str], kept) -> Translation:
+        """Keep what warm_up needs of a block just interpreted (`kept`: its decoded Block, or
+        (fetch fault, bytes, instructions, successors) when it was made without Insns), and
+        its records for later runs."""
+        self.interpreted[t.address] = kept
         if self.records is not None:
-            self.records.add(block.start, block.end, block.fetch_fault,
-                             b"".join(i.raw for i in block.insns), block.successors(), t, keys)
-        s.interp_blocks += 1
-        s.interp_insns += t.ninsns
+            if isinstance(kept, tuple):
+                fault, raw, _, succs = kept
+                end = t.end
+            else:
+                fault, raw, succs = (kept.fetch_fault, b"".join(i.raw for i in kept.insns),
+                                     kept.successors())
+                end = kept.end
+            self.records.add(t.address, end, fault, raw, succs, t, keys)
+        self.stats.interp_blocks += 1
+        self.stats.interp_insns += t.ninsns
         return t
 
     def _page_records(self, address: int, lib) -> None:

@@ -57,10 +57,11 @@ class NativeDecoder:
         for rid, name in decoder.SEGS.items():
             if name:
                 regs[4 * rid] = R_FS if name == "fs" else R_GS
-        names = b"".join(m.encode() + b"\0" for m in rewrite.RULES)
+        rules = b"".join(m.encode() + b"\0" for m in rewrite.RULES)
+        prefixes = b"".join(m.encode() + b"\0" for m in decoder.PREFIX_WORDS)
         lib.jb_init.restype = ctypes.c_int
-        if lib.jb_init((ctypes.c_int64 * len(config))(*config), bytes(regs), 1024, names,
-                       len(names)):
+        if lib.jb_init((ctypes.c_int64 * len(config))(*config), bytes(regs), 1024, rules,
+                       len(rules), prefixes, len(prefixes)):
             raise ValueError("the native decoder refused its configuration")
         self.limit = limit
         self.words = ctypes.create_string_buffer((limit + 1) * RECORD)
@@ -108,8 +109,10 @@ class NativeDecoder:
         `address`, with each record's handler key appended to `keys`; None when the Python
         path must make it (nothing is appended then)."""
         limit = limit or self.limit
+        if limit > self.limit:
+            return None
         code = fetch(address, limit * self.MAX_INSN_LEN)
-        if not code or limit > self.limit:
+        if not code:
             return None
         made = self.block(code, address, limit)
         if made is None:

@@ -7,8 +7,8 @@
  * (translator/fastdec.py). It knows nothing of capstone but what the Python side hands it: the
  * address of cs_disasm_iter, an open handle and a cs_insn from cs_malloc, the offsets of the
  * fields it reads (the decoder's layout, taken from capstone's own ctypes mirrors when the
- * library is not 5.0), a table of capstone's register ids, and the mnemonics that have rewrite
- * rules. So it needs no capstone headers and no Python headers: gcc alone builds it. It makes
+ * library is not 5.0), a table of capstone's register ids, the mnemonics that have rewrite
+ * rules and the prefix words capstone writes before a mnemonic. So it needs no capstone headers and no Python headers: gcc alone builds it. It makes
  * only what the Python path would make the same way. Whatever else it meets (an instruction
  * with a rewrite rule, a register the translator does not take, bytes that do not decode, the
  * end of the fetched bytes) makes it return -1, and the block is decoded in Python, which
@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define ABI 2
+#define ABI 3
 #define MAX_OPS 4
 
 typedef _Bool (*disasm_iter_fn)(size_t handle, const uint8_t **code, size_t *size,
@@ -46,20 +46,39 @@ enum {  /* the configuration words jb_init takes, in this order */
 
 static int64_t cfg[C_COUNT];
 static uint8_t reg_class[NREGS], reg_index[NREGS], reg_size[NREGS], reg_high[NREGS];
+#define MAX_PREFIXES 32
 static char rules[MAX_RULES][32];
 static int nrules;
+static char prefix_words[MAX_PREFIXES][32];
+static int nprefixes;
 static int ready;
-
-static const char *const prefix_words[] = {
-    "rep", "repe", "repz", "repne", "repnz", "lock", "bnd", "notrack", "xacquire", "xrelease"
-};
 
 int jb_abi(void) { return ABI; }
 
+/* Words ended by a NUL each, `len` bytes of them, into `out`; their number, or -1 when one
+ * is empty or too long or there are more than `most` (none may be left out: a rule missed
+ * would be decoded as an ordinary instruction). */
+static int words_of(const char *blob, int len, char out[][32], int most)
+{
+    int n = 0;
+    for (int at = 0; at < len;) {
+        size_t k = strnlen(blob + at, (size_t)(len - at));
+        if (k == 0 || k >= 32 || n == most)
+            return -1;
+        memcpy(out[n], blob + at, k);
+        out[n][k] = 0;
+        n++;
+        at += (int)k + 1;
+    }
+    return n;
+}
+
 /* cfg: C_COUNT words; regs: 4 bytes a capstone register id (class, index, size, high) for ids
- * 0..nregs-1; names: the rule mnemonics, each ended by a NUL. */
-int jb_init(const int64_t *config, const uint8_t *regs, int nregs, const char *names,
-            int names_len)
+ * 0..nregs-1; rule_names: the mnemonics with rewrite rules (rewrite.RULES), prefixes: the
+ * prefix words capstone writes before a mnemonic (decoder.PREFIX_WORDS), each ended by a
+ * NUL. */
+int jb_init(const int64_t *config, const uint8_t *regs, int nregs, const char *rule_names,
+            int rules_len, const char *prefixes, int prefixes_len)
 {
     memcpy(cfg, config, sizeof cfg);
     if (nregs > NREGS)
@@ -71,23 +90,17 @@ int jb_init(const int64_t *config, const uint8_t *regs, int nregs, const char *n
         reg_size[i] = regs[4 * i + 2];
         reg_high[i] = regs[4 * i + 3];
     }
-    nrules = 0;
-    for (int at = 0; at < names_len && nrules < MAX_RULES;) {
-        size_t n = strnlen(names + at, (size_t)(names_len - at));
-        if (n == 0 || n >= sizeof rules[0])
-            return -1;
-        memcpy(rules[nrules], names + at, n);
-        rules[nrules][n] = 0;
-        nrules++;
-        at += (int)n + 1;
-    }
+    nrules = words_of(rule_names, rules_len, rules, MAX_RULES);
+    nprefixes = words_of(prefixes, prefixes_len, prefix_words, MAX_PREFIXES);
+    if (nrules < 0 || nprefixes < 0)
+        return -1;
     ready = 1;
     return 0;
 }
 
 static int is_prefix_word(const char *s, size_t n)
 {
-    for (size_t i = 0; i < sizeof prefix_words / sizeof prefix_words[0]; i++)
+    for (int i = 0; i < nprefixes; i++)
         if (strlen(prefix_words[i]) == n && memcmp(prefix_words[i], s, n) == 0)
             return 1;
     return 0;

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-ABI = 2
+ABI = 3
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libjitbt_native.so")
 _lib: object = False
 

@@ -47,7 +47,6 @@ _munmap = _libc.munmap
 _munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _U64 = struct.Struct("<Q")
-_MASK = (1 << 64) - 1
 
 
 class ObjectLoadError(Exception):
@@ -232,8 +231,13 @@ class ObjectLoader:
                 raise ObjectLoadError(f"symbol in special section {st_shndx:#x}")
             else:       # in a section not loaded (an empty or non-allocated one)
                 add(0)
-        relocate = _native_relocate() if self.native and max(values) <= _MASK else None
+        relocate = _native_relocate() if self.native else None
         table = None
+        if relocate is not None:
+            try:
+                table = array.array("Q", values)
+            except OverflowError:       # (a symbol value past 64 bits: the Python path says)
+                relocate = None
         for s in sections:
             if s[1] == SHT_REL:
                 raise ObjectLoadError("REL relocations")
@@ -245,9 +249,7 @@ class ObjectLoader:
             where = offsets[s[7]]
             rela = data[s[4]:s[4] + s[5] // 24 * 24]
             if relocate is not None:
-                if table is None:
-                    table = array.array("Q", (v & _MASK for v in values))
-                    at = (ctypes.c_char * len(image)).from_buffer(image)
+                at = (ctypes.c_char * len(image)).from_buffer(image)
                 # (on an error the Python path goes over the section again, to say which)
                 if relocate(at, len(image), bytes(rela), len(rela) // 24,
                             table.buffer_info()[0], len(table), where, size, base) == 0:
