@@ -254,3 +254,28 @@ def test_stored_values_round_trip_and_anything_else_is_refused():
         except ValueError:
             continue
         raise AssertionError(f"decoded {bad!r}")
+
+
+def test_stored_files_are_written_whole(tmp_path):
+    """persist.write_file: writers racing on one path leave one whole payload and no
+    temporary file; a folder that cannot be made is an OSError, which the store shrugs off."""
+    import threading
+    from translator.persist import ObjectStore, write_file
+    path = str(tmp_path / "a" / "b" / "entry")
+    payloads = [bytes([i]) * 100_000 for i in range(8)]
+    threads = [threading.Thread(target=write_file, args=(path, p)) for p in payloads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert Path(path).read_bytes() in payloads
+    assert [p.name for p in Path(path).parent.iterdir()] == ["entry"]
+    (tmp_path / "file").write_bytes(b"")
+    try:
+        write_file(str(tmp_path / "file" / "x" / "entry"), b"data")
+        raise AssertionError("no error")
+    except OSError:
+        pass
+    store = ObjectStore(tmp_path / "file")
+    store.put("ab" * 16, b"code")
+    assert store.stored == 0 and store.get("ab" * 16) is None

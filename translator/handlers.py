@@ -34,7 +34,7 @@ from .plain import replace
 from . import interp
 from .codegen import CompileError
 from .knobs import Knobs
-from .persist import decode, default_folder, encode, module_key, new_hash
+from .persist import decode, default_folder, encode, module_key, new_hash, write_file
 
 MAGIC = b"JITBTHL2"
 _LEN = struct.Struct("<I")
@@ -370,13 +370,8 @@ class HandlerLibrary:
         if not self.saving:
             return None
         try:
-            os.makedirs(self.folder, exist_ok=True)
-            import tempfile         # (only when writing: 2 ms of a warm start)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(pack(index, obj))
             path = os.path.join(self.folder, f"{index['table']}.lib")
-            os.replace(tmp, path)
+            write_file(path, pack(index, obj))
             self.chunks.append(path)
             return path
         except OSError:
