@@ -132,6 +132,10 @@ class Dispatcher:
         if not warmup:
             warmup = WARMUP_KEPT if kept else HOT_THRESHOLD - 1
         self.interp_start = HOT_THRESHOLD - min(warmup, HOT_THRESHOLD - 1)
+        # Interpreted blocks that warmed up while their cold code is compiled for the store on
+        # a thread (Translator.warm_up): they stay interpreted and count on towards
+        # HOT_THRESHOLD from their runs, as a cold block would.
+        self.counting: set[int] = set()
         self.table = (Entry * (1 << TABLE_BITS))()
         self.table_addr = ctypes.addressof(self.table)
         ctypes.memset(self.table_addr, 0xFF, ctypes.sizeof(self.table))   # every key EMPTY
@@ -160,16 +164,26 @@ class Dispatcher:
             for a, b in zip(addrs, addrs[1:] + [addrs[-1] + 4096]):
                 f.write(f"{a:x} {min(b - a, 1 << 16):x} {self.perf_map[a]}\n")
 
-    def insert(self, t, count: int = 0) -> None:
+    def insert(self, t, count: int = 0, warmed: bool = False) -> None:
         """Enter a translation; a cold one starts counting towards HOT_THRESHOLD from `count`,
-        an interpreted one towards the knob `warmup`'s runs."""
+        an interpreted one towards the knob `warmup`'s runs (`warmed`: it has warmed up and
+        stays interpreted, so from then on it counts as a cold one would)."""
         if self.perf_map is not None and not t.data:   # (handlers are named by name_handlers)
             self.perf_map[t.host] = f"guest_{t.address:x}_{'hot' if t.hot else 'cold'}"
+        if warmed and t.data:
+            self.counting.add(t.address)
+        elif not t.data:
+            self.counting.discard(t.address)
         e = self.table[table_index(t.address)]
         e.key = t.address
         e.fn = t.host
         e.data = t.data
-        e.count = NEVER if t.hot else count + (self.interp_start if t.data else 0)
+        e.count = NEVER if t.hot else count + self._start(e)
+
+    def _start(self, e) -> int:
+        """Where the entry's count starts: interpreted blocks that have not warmed up count
+        from interp_start, the others from 0."""
+        return self.interp_start if e.data and e.key not in self.counting else 0
 
     def hold(self, address: int) -> None:
         """A block of a region being compiled in the background: it must not turn hot on its
@@ -183,24 +197,25 @@ class Dispatcher:
         enough, it heads a region of its own)."""
         e = self.table[table_index(address)]
         if e.key == address and HELD <= e.count < NEVER:
-            e.count = self.interp_start if e.data else 0
+            e.count = self._start(e)
 
     def recount(self, address: int) -> None:
         """A block that turned hot but heads no region (yet): it counts afresh."""
         e = self.table[table_index(address)]
         if e.key == address and e.count < HELD:
-            e.count = self.interp_start if e.data else 0
+            e.count = self._start(e)
 
     def count(self, address: int) -> int:
         """How often the block at `address` ran since it was entered (0 if it is not there)."""
         e = self.table[table_index(address)]
         if e.key != address:
             return 0
-        if e.data and e.count < HELD:
-            return max(0, e.count - self.interp_start)
+        if e.count < HELD:
+            return max(0, e.count - self._start(e))
         return e.count
 
     def remove(self, t) -> None:
+        self.counting.discard(t.address)
         e = self.table[table_index(t.address)]
         if e.key == t.address:
             e.key = EMPTY

@@ -187,6 +187,8 @@ class Machine:
                     disp.insert(t)
             if tr.handlers is not None and tr.handlers.building:
                 tr.handlers.poll()          # interpreter handlers built in the background
+            if tr.warm_worker is not None and tr.warm_worker.ready():
+                tr.store_later()            # cold modules compiled for the store
             t0 = clock()
             code = disp.run(self.state_addr, mem_base, perm_base)
             self.seconds_native += clock() - t0
@@ -208,12 +210,14 @@ class Machine:
     def _serve(self, code: int) -> None:
         """Do what translated code left the dispatcher for (other than a miss)."""
         st, disp = self.state, self.dispatcher
-        if code == Exit.HOT and disp.warms and self.translator.is_interpreted(st.rip):
+        if code == Exit.HOT and disp.warms and self.translator.is_interpreted(st.rip) \
+                and st.rip not in disp.counting:
             # An interpreted block ran `warmup` times: compiled now, with the blocks
             # around it that ran, each counting on towards HOT_THRESHOLD (or the hot regions
-            # an earlier run stored at them).
+            # an earlier run stored at them); or, compiled for the store on a thread, they
+            # count on interpreted.
             for t, runs in self.translator.warm_up(st.rip, disp.count):
-                disp.insert(t, runs)
+                disp.insert(t, runs, warmed=t.interpreted)
         elif code == Exit.HOT:
             out = self.translator.promote(st.rip, lambda a: disp.count(a) >= WARM)
             for t in out:
@@ -400,6 +404,10 @@ class Machine:
             *((("time compiling cold halves on a second thread",
                 f"{tr.cold_worker.seconds:.4f} s ({tr.cold_worker.jobs} modules)"),)
               if tr.cold_worker else ()),
+            *((("time compiling warmed-up blocks for the store on a thread",
+                f"{tr.warm_worker.seconds:.4f} s ({s.stored_later} blocks, "
+                f"{tr.warm_worker.jobs} modules)"),)
+              if tr.warm_worker else ()),
             ("time executing translated code", f"{self.seconds_native:.4f} s"),
             ("time in the runtime (syscalls, ...)", f"{runtime_s:.4f} s"),
             ("total run time", f"{self.seconds_run:.4f} s"),

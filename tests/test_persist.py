@@ -256,6 +256,46 @@ def test_stored_values_round_trip_and_anything_else_is_refused():
         raise AssertionError(f"decoded {bad!r}")
 
 
+def test_warmed_up_blocks_are_compiled_for_the_store_on_a_thread(tmp_path):
+    """warmup=auto with a store: blocks that warm up stay interpreted in this run while their
+    cold module is compiled on a thread and stored; a later run loads that module when the
+    blocks warm up there (compiled code, nothing compiled). With background=off, or an
+    explicit warmup, they are compiled at once as before."""
+    from runtime.memory import GuestMemory
+    from translator import Translator
+    from translator.conformance import assemble
+    from translator.knobs import Knobs
+    from translator.persist import ObjectStore
+    from translator.state import PERM_R, PERM_X
+    base = 0x400000
+    mem = GuestMemory()
+    mem.map(base, 0x1000, PERM_R | PERM_X)
+    mem.poke(base, assemble("loop: add rax, rbx; dec rcx; jnz loop; mov rdx, rax; ret", base))
+
+    first = Translator(mem.fetch, Knobs(), store=ObjectStore(tmp_path))
+    first.lookup(base)
+    out = first.warm_up(base, lambda a: 64)
+    assert [t.address for t, _ in out] == [base] and out[0][0].interpreted
+    assert first.cold.seconds_compile == 0 and first.stats.stored_later == 1
+    assert first.warm_up(base, lambda a: 64)[0][0].interpreted
+    assert len(first.warm_keys) == 1 and first.stats.stored_later == 1     # (sent once)
+    first.close()
+    assert first.warm_worker.jobs == 1 and first.store.stored == 1
+
+    later = Translator(mem.fetch, Knobs(), store=ObjectStore(tmp_path))
+    later.lookup(base)
+    (t, runs), = later.warm_up(base, lambda a: 64)
+    assert not t.interpreted and not t.hot and runs == 64
+    assert later.cold.seconds_compile == 0 and later.store.hits == 1
+    assert later.warm_worker is None
+
+    for knobs in (Knobs(background="off"), Knobs(warmup=64)):
+        now = Translator(mem.fetch, knobs, store=ObjectStore(tmp_path / knobs.background))
+        now.lookup(base)
+        (t, _), = now.warm_up(base, lambda a: 64)
+        assert not t.interpreted and now.warm_worker is None
+
+
 def test_stored_files_are_written_whole(tmp_path):
     """persist.write_file: writers racing on one path leave one whole payload and no
     temporary file; a folder that cannot be made is an OSError, which the store shrugs off."""

@@ -78,6 +78,7 @@ class Stats:
     interp_blocks: int = 0    # blocks the interpreter ran first (baseline=interp)
     interp_insns: int = 0
     warmed: int = 0           # of those, blocks compiled (warm_up)
+    stored_later: int = 0     # ... and blocks compiled for the store on a thread instead
     warm_insns: int = 0
     seconds_decode: float = 0.0
     seconds_form: float = 0.0      # forming hot regions (decoding their blocks again)
@@ -154,6 +155,13 @@ class Translator:
         self._enter = None
         self.background = None                 # background.Background, once a region is sent
         self.cold_worker = None                # another, for halves of cold regions
+        # ... and one for the cold modules of warmed-up blocks, compiled for the store alone
+        # (warm_up), with the keys sent to it.
+        self.warm_worker = None
+        self.warm_keys: set[str] = set()
+        self.sent: set[int] = set()            # ... and the blocks those hold
+        self.warm_later = (store is not None and self.tiered and knobs.warmup == 0
+                           and knobs.background == "on")
         self.pending: dict[str, tuple] = {}    # key -> (name, blocks) being compiled there
         self.pending_heads: set[int] = set()   # their first blocks (left out of other
                                                # regions until they are in)
@@ -327,12 +335,54 @@ class Translator:
             out = self._compile_cold(shapes, ninsns, blocks)
         else:
             out = self._compile(shapes, ninsns, blocks, hot=True)
+        self._put_shape(shapes, ninsns)
+        return out
+
+    def _put_shape(self, shapes, ninsns) -> None:
+        """Remember the blocks of a cold region under its first address (_from_manifest)."""
         if self.store is not None:
             spec = [[start, start + len(raw), fault, n] for (start, fault, raw), n
                     in zip(shapes, ninsns)]
             self.store.put_changed(self._shape_key("shape", shapes[0][0]),
                                    encode(spec), SHAPE)
-        return out
+
+    def _compile_later(self, shapes, ninsns, blocks) -> bool:
+        """warmup=auto with a persistent store: the cold modules of warmed-up blocks that no
+        cache holds are compiled on a thread of their own for the store, and this run goes on
+        interpreting the blocks (a later run loads the modules when the blocks warm up
+        there). False when every module is at hand: then they are loaded now. (Compiled on
+        the main thread, they cost a first run of sort 0.12 s, and hello world 40 ms of its
+        130-180, most of it starting LLVM there; the interpreter runs such blocks about as
+        fast as cold code does.)"""
+        parts = self._cold_parts(shapes)
+        missing = [(i, j, key) for i, j, key in parts if not self._have(self.cold, key)]
+        if not missing:
+            return False
+        if self.warm_worker is None:
+            from .background import Background
+            self.warm_worker = Background(0)
+        for i, j, key in missing:
+            if key not in self.warm_keys:
+                self.warm_keys.add(key)
+                self.warm_worker.submit(key, self._blocks_ir(shapes[i:j], blocks and blocks[i:j],
+                                                             f"b{key[:20]}"))
+                self.stats.stored_later += j - i
+        self.sent.update(start for start, _, _ in shapes)
+        self._put_shape(shapes, ninsns)
+        return True
+
+    def store_later(self, wait: bool = False) -> None:
+        """Put the modules the warm-up thread has compiled (_compile_later) in the store;
+        `wait`: once it has compiled every one sent to it."""
+        worker = self.warm_worker
+        if worker is None:
+            return
+        if wait:
+            worker.wait()
+        for key, data, error, _ in worker.take():
+            if error is not None:               # a translator bug
+                raise RuntimeError(f"compiling warmed-up blocks on a thread failed: {error}")
+            self.store.put(key, data)
 
     # ---- the interpreter (knob baseline=interp, translator/interp.py) -------------------------
     def _interpret(self, address: int) -> Translation | None:
@@ -439,8 +489,8 @@ class Translator:
         while todo and len(shapes) < self.region_blocks:
             a = todo.pop(0)
             t = self.cache._lru.get((a,) + key)
-            if a != address and (t is None or not t.interpreted):
-                continue
+            if a != address and (t is None or not t.interpreted or a in self.sent):
+                continue            # (blocks sent for the store count as compiled ones)
             block = self.interpreted.pop(a, None)
             if block is None and a in made:
                 block = made.pop(a)
@@ -461,9 +511,13 @@ class Translator:
                 if succ not in seen and runs(succ) > 0:
                     seen.add(succ)
                     todo.append(succ)
+        counts = {start: runs(start) for start, _, _ in shapes}
+        if self.warm_later and self._compile_later(shapes, ninsns,
+                                                   None if None in blocks else blocks):
+            return [(t, counts[start]) for start, _, _ in shapes
+                    if (t := self.cache._lru.get((start,) + key)) is not None and t.interpreted]
         self.stats.warmed += len(shapes)
         self.stats.warm_insns += sum(ninsns)
-        counts = {start: runs(start) for start, _, _ in shapes}
         out = self._compile_new(shapes, ninsns, None if None in blocks else blocks)
         for t in out:
             self.cache.put(t)
@@ -1055,6 +1109,9 @@ class Translator:
         in the persistent store for the next run, and so are the interpreter's records."""
         if self.records is not None:
             self.records.save(self.written_pages)
+        if self.warm_worker is not None:
+            self.store_later(wait=True)
+            self.warm_worker.close()
         if self.handlers is not None:
             self.handlers.close()
         if self.background is not None:

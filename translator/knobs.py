@@ -72,7 +72,11 @@ The knobs, with what each value means:
   not (``--no-cache`` runs of the benchmark workloads: wall time the same or 1-5% less, a
   quarter to a third less translation time; hello world 0.168 -> 0.148 s), and a loop's
   cold code runs no faster than its interpreted records (sha256 1.87 -> 1.72 s without that
-  last warm-up). Warm runs with 64: slower with more.
+  last warm-up). Warm runs with 64: slower with more. With ``auto`` and ``background=on``,
+  the run that compiles them for the store does so on a thread of its own and goes on
+  interpreting them (they count on towards the optimising tier as in a ``--no-cache`` run);
+  the next run loads the modules when the blocks warm up there. An explicit number compiles
+  them at once and runs their cold code.
 - ``background``: ``on`` hot regions are optimised and compiled on a second thread while the
   guest runs on in its cold code, and enter the lookup table when they are ready; ``off`` the
   guest waits for each (HotSpot's -Xbatch), so when hot code takes over depends only on run
